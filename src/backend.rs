@@ -1,0 +1,42 @@
+//! The one place that picks a backend: `native` (tokio + tokio-tungstenite) everywhere but
+//! `wasm32`, where `wasm` wraps the browser's `WebSocket`.
+//!
+//! # The contract every backend meets
+//!
+//! The shared modules (`conn.rs`, `dial.rs`) call exactly these items; the compiler checks both
+//! backends against the same calls. Arguments reaching a backend are already validated (URL,
+//! subprotocol tokens, close code and reason).
+//!
+//! - `async fn dial(&WsUrl, &DialOptions) -> Result<(Conn, Response)>`: opens the connection
+//!   or fails with `Connect`, `Handshake` or `Timeout`. Dropping the future closes any socket
+//!   it opened.
+//! - `Conn` (`Send + Sync`):
+//!   - `async fn read(&self) -> Result<Message>`: one reader at a time; cancel-safe (a
+//!     dropped call loses no message). After the connection ends, returns the same terminal
+//!     error every time (`Closed` with the peer's frame for a clean close).
+//!   - `async fn write(&self, Message) -> Result<()>`: serialized with other writers; a
+//!     message is queued whole or not at all. `AlreadyClosed` after this side closed.
+//!   - `async fn writer(&self) -> Result<WriteGuard<'_>>`: takes the message-level write lock.
+//!   - `async fn close(&self, StatusCode, &str) -> Result<()>`: sends the close frame, waits
+//!     for the peer's (each bounded by the close timeout), wakes a concurrent reader with the
+//!     close, closes the transport. Never throws in the browser.
+//!   - `fn close_now(&self)`: closes the transport now; never blocks, never panics.
+//!   - `fn close_read(&self) -> Closed`: starts a background reader; `Closed` is a
+//!     `Future<Output = Error> + Send + Unpin`.
+//!   - `fn set_read_limit(&self, usize)`, `fn subprotocol(&self) -> Option<&str>`,
+//!     `fn peer_close_frame(&self) -> Option<CloseFrame>`.
+//!   - `async fn ping(&self) -> Result<()>` (native only).
+//!   - Drop: closes the transport without a handshake and releases every resource (tasks,
+//!     JS closures); nothing panics.
+//! - `WriteGuard<'a>` (`Send + Sync`): `poll_send_frame(cx, type, payload, first, fin)` sends
+//!   one piece of the current message (`first` picks the data opcode, `fin` ends it) and
+//!   `abort_message()` fails the connection when a started message can never be finished.
+//! - `const WRITER_STREAMS: bool`: `true` if `poll_send_frame` may be called with
+//!   `fin = false` (frames on the wire); `false` if the shared `Writer` must buffer the whole
+//!   message and call it once with `first = fin = true`.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use crate::native::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) use crate::wasm::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};

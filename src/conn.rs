@@ -1,0 +1,557 @@
+//! [`Conn`], the one connection type, and its streaming [`Reader`] and [`Writer`].
+//!
+//! Every method here is documented once and delegates to the backend chosen in
+//! `backend.rs`; the backends are never visible in a public signature.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+
+use crate::backend;
+use crate::close::{validate_close, CloseFrame, StatusCode};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{Message, MessageType};
+
+/// An open WebSocket connection, client or server, on any target.
+///
+/// Every method takes `&self`, so one `Conn` can be shared between tasks (in an `Arc`, or by
+/// reference within one task):
+///
+/// - **writes** from several tasks are serialized; whole messages never interleave;
+/// - **one reader at a time**: concurrent [`read`](Conn::read) calls wait for each other;
+/// - **close from anywhere**: [`close`](Conn::close) works while another task is blocked in
+///   `read`; that reader then returns the close.
+///
+/// Natively, control frames (ping, close) are only answered while something reads: keep a
+/// task in a `read` loop, or call [`close_read`](Conn::close_read) on a write-only
+/// connection. Dropping a `Conn` closes it at once without a close handshake, like
+/// [`close_now`](Conn::close_now).
+///
+/// `Conn` is `Send + Sync` on every target (checked at compile time), so code that keeps it
+/// behind a `Send` bound compiles for native and wasm alike.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> isosock::Result<()> {
+/// use isosock::{dial, DialOptions, Message, StatusCode};
+///
+/// let (conn, _) = dial("ws://127.0.0.1:9001", &DialOptions::new()).await?;
+/// conn.write(Message::text("ping")).await?;
+/// match conn.read().await? {
+///     Message::Text(t) => println!("text: {t}"),
+///     Message::Binary(b) => println!("{} bytes", b.len()),
+/// }
+/// conn.close(StatusCode::NORMAL_CLOSURE, "done").await?;
+/// # Ok(()) }
+/// ```
+pub struct Conn {
+    inner: backend::Conn,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("subprotocol", &self.subprotocol())
+            .finish_non_exhaustive()
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    const fn assert_send<T: Send>() {}
+    assert_send_sync::<Conn>();
+    assert_send_sync::<Reader>();
+    assert_send_sync::<Writer<'static>>();
+    assert_send::<Closed>();
+};
+
+impl Conn {
+    pub(crate) fn from_backend(inner: backend::Conn) -> Self {
+        Conn { inner }
+    }
+
+    /// Reads the next data message.
+    ///
+    /// Pings are answered and pongs consumed along the way.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Closed`]: the peer closed the connection; [`crate::close_status`] and
+    ///   [`Error::close_frame`] give its code and reason. Every later read returns it again.
+    /// - [`ErrorKind::MessageTooBig`]: the message exceeded the read limit; the connection was
+    ///   closed with 1009.
+    /// - [`ErrorKind::InvalidData`]: a text message was not UTF-8; closed with 1007.
+    /// - [`ErrorKind::Protocol`]: the peer broke RFC 6455; closed with 1002.
+    /// - [`ErrorKind::ConnectionLost`]: the transport ended without a close frame.
+    /// - [`ErrorKind::AlreadyClosed`]: this side had already closed the connection.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes (in `select!`, or by a
+    /// timeout), no message is lost and the stream is not corrupted; a partly received
+    /// message stays buffered and the next `read` continues it.
+    ///
+    /// # Platform notes
+    ///
+    /// Natively the read limit is enforced while the frames arrive. In the browser the whole
+    /// message has already arrived when the limit is checked.
+    pub async fn read(&self) -> Result<Message> {
+        self.inner.read().await
+    }
+
+    /// Reads the next data message as an [`AsyncRead`](futures_io::AsyncRead) [`Reader`].
+    ///
+    /// The reader yields the message's bytes and then end-of-file.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Conn::read).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`read`](Conn::read).
+    ///
+    /// # Platform notes
+    ///
+    /// Both backends receive the whole message (within the read limit) before the reader is
+    /// returned: tungstenite assembles fragments natively, and the browser only delivers
+    /// whole messages.
+    pub async fn reader(&self) -> Result<Reader> {
+        let msg = self.read().await?;
+        Ok(Reader {
+            message_type: msg.message_type(),
+            data: msg.into_bytes(),
+            pos: 0,
+        })
+    }
+
+    /// Sends one data message.
+    ///
+    /// Accepts anything that converts into a [`Message`]: `&str`/`String` become text,
+    /// `Vec<u8>`/`&[u8]`/`Bytes` become binary.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::AlreadyClosed`]: this side has closed the connection.
+    /// - [`ErrorKind::Closed`]: the peer has closed the connection.
+    /// - [`ErrorKind::ConnectionLost`]: the transport failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Messages never interleave or tear: if the future is dropped, the message was either
+    /// not queued at all or queued whole (and is then still sent). Other writers are not
+    /// affected.
+    ///
+    /// # Platform notes
+    ///
+    /// Natively the future completes once the message has been written to the socket. In the
+    /// browser it first waits while the socket's `bufferedAmount` is above the high-water
+    /// mark, so a fast producer cannot grow the browser's buffer without bound.
+    pub async fn write(&self, msg: impl Into<Message>) -> Result<()> {
+        self.inner.write(msg.into()).await
+    }
+
+    /// Starts one data message of type `message_type`, written in pieces through a [`Writer`].
+    ///
+    /// The writer holds the connection's write lock until it is finished or dropped: other
+    /// writers wait. Call [`Writer::finish`] (or `close` on the `AsyncWrite`) to end the
+    /// message.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Conn::write).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future while it waits for the write lock sends nothing.
+    ///
+    /// # Platform notes
+    ///
+    /// Natively the writer sends a frame each time 16 KiB have accumulated, so a message of
+    /// any size needs only that much memory. In the browser it buffers the whole message in
+    /// memory and sends it on finish, since the browser only sends whole messages.
+    pub async fn writer(&self, message_type: MessageType) -> Result<Writer<'_>> {
+        let guard = self.inner.writer().await?;
+        Ok(Writer {
+            guard,
+            message_type,
+            buf: Vec::new(),
+            first: true,
+            state: WriterState::Open,
+        })
+    }
+
+    /// Closes the connection with a close handshake: sends a close frame with `code` and
+    /// `reason`, waits for the peer's, then closes the transport.
+    ///
+    /// Each half is bounded by the close timeout (default 5 s, see
+    /// [`DialOptions::close_timeout`](crate::DialOptions::close_timeout)). A reader blocked in
+    /// another task returns [`ErrorKind::Closed`] with the peer's reply.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::InvalidArgument`]: `code` may not be sent (see
+    ///   [`StatusCode::is_sendable`]) or `reason` is over 123 bytes of UTF-8. Nothing is sent.
+    /// - [`ErrorKind::AlreadyClosed`]: `close` or `close_now` was called before.
+    /// - [`ErrorKind::Timeout`]: the peer did not answer in time; the transport is closed
+    ///   anyway.
+    /// - [`ErrorKind::ConnectionLost`]: the transport failed during the handshake.
+    ///
+    /// If the peer had already sent its close frame, `close` answers it and returns `Ok`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future after the close frame went out leaves the
+    /// connection closing; drop the `Conn` (or call [`close_now`](Conn::close_now)) to finish.
+    ///
+    /// # Platform notes
+    ///
+    /// The browser only lets scripts send 1000 and 3000–4999; the browser backend sends the
+    /// other sendable codes (1001–1003, 1007–1014) as 1000 with the same reason.
+    pub async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
+        validate_close(code, reason)?;
+        self.inner.close(code, reason).await
+    }
+
+    /// Closes the connection at once, without a close handshake. Never fails, never blocks.
+    ///
+    /// Pending and later operations fail with [`ErrorKind::AlreadyClosed`]. In the browser
+    /// the socket is closed with code 1000 (the only code scripts may use besides 3000–4999).
+    pub fn close_now(&self) {
+        self.inner.close_now();
+    }
+
+    /// Reads and discards in the background so that control frames are answered on a
+    /// connection the application only writes to; returns a future that completes when the
+    /// connection closes.
+    ///
+    /// A data message arriving after this call closes the connection with 1008 (policy
+    /// violation). The returned [`Closed`] resolves to the error a `read` would have returned
+    /// (for a clean close, kind [`ErrorKind::Closed`] with the peer's close frame). Later
+    /// `read` calls return that error too.
+    ///
+    /// Natively the background reader is a tokio task (a tokio runtime must be running); in
+    /// the browser it is a task on the page's event loop.
+    pub fn close_read(&self) -> Closed {
+        Closed {
+            inner: self.inner.close_read(),
+        }
+    }
+
+    /// Sends a ping and waits for the matching pong.
+    ///
+    /// Like coder/websocket, the pong is only seen while something reads the connection (a
+    /// `read` loop in another task, or [`close_read`](Conn::close_read)); wrap the call in a
+    /// timeout to detect a dead peer.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Conn::write); and the close error if the connection closes first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a dropped `ping` leaves no state behind; its pong is ignored.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: browsers answer pings themselves and cannot send them.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
+    /// Sets the largest message, in bytes, that later reads accept.
+    ///
+    /// A bigger message closes the connection with 1009 and fails the read with
+    /// [`ErrorKind::MessageTooBig`]. The default is 32 KiB, or what
+    /// [`DialOptions::read_limit`](crate::DialOptions::read_limit) set.
+    ///
+    /// # Platform notes
+    ///
+    /// Natively the frame parser's memory bound is fixed when the connection opens (the
+    /// dial or accept option); a later `set_read_limit` can lower the limit freely but raise
+    /// it only up to that bound. Set the largest limit you need in the options. In the
+    /// browser any value applies, checked after the whole message arrived.
+    pub fn set_read_limit(&self, bytes: usize) {
+        self.inner.set_read_limit(bytes);
+    }
+
+    /// Returns the subprotocol the handshake selected, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.inner.subprotocol()
+    }
+
+    /// Returns the close frame the peer sent, once one has been received.
+    ///
+    /// This is the final close status after [`close`](Conn::close) or a read that returned
+    /// [`ErrorKind::Closed`]; `None` while open or after an abnormal closure.
+    pub fn peer_close_frame(&self) -> Option<CloseFrame> {
+        self.inner.peer_close_frame()
+    }
+}
+
+/// One received message as an [`AsyncRead`](futures_io::AsyncRead), from [`Conn::reader`].
+///
+/// Natively it also implements tokio's `AsyncRead`.
+#[derive(Debug)]
+pub struct Reader {
+    message_type: MessageType,
+    data: Bytes,
+    pos: usize,
+}
+
+impl Reader {
+    /// Returns whether the message is text or binary.
+    pub fn message_type(&self) -> MessageType {
+        self.message_type
+    }
+
+    /// Returns the message's total length in bytes.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Returns `true` if the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn copy_into(&mut self, buf: &mut [u8]) -> usize {
+        let rest = &self.data[self.pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        n
+    }
+}
+
+impl futures_io::AsyncRead for Reader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(self.copy_into(buf)))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl tokio::io::AsyncRead for Reader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.copy_into(buf.initialize_unfilled());
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The size at which a native [`Writer`] sends a frame.
+pub(crate) const WRITER_FRAME_SIZE: usize = 16 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterState {
+    Open,
+    Finished,
+    Failed,
+}
+
+/// One outgoing message written in pieces, from [`Conn::writer`].
+///
+/// Implements [`AsyncWrite`](futures_io::AsyncWrite) (and tokio's `AsyncWrite` natively);
+/// `poll_close` / `shutdown` finishes the message like [`finish`](Writer::finish).
+///
+/// Dropping an unfinished writer discards the message if nothing of it was sent yet. If
+/// frames of it were already on the wire (natively, past 16 KiB) the message cannot be
+/// completed, so the connection is closed at once and later operations fail with
+/// [`ErrorKind::AlreadyClosed`].
+///
+/// For a text message the bytes must form UTF-8 as a whole; a sequence may be split between
+/// writes. Invalid UTF-8 fails the write with [`ErrorKind::InvalidArgument`].
+#[derive(Debug)]
+pub struct Writer<'a> {
+    guard: backend::WriteGuard<'a>,
+    message_type: MessageType,
+    buf: Vec<u8>,
+    first: bool,
+    state: WriterState,
+}
+
+impl Writer<'_> {
+    /// Ends the message, sending what is buffered as its final frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::write`]; [`ErrorKind::InvalidArgument`] if a text message ends inside a
+    /// UTF-8 sequence.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future may leave the message unfinished, with the
+    /// consequence described on [`Writer`].
+    pub async fn finish(mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_finish(cx)).await
+    }
+
+    /// Returns the number of bytes of the valid-UTF-8 prefix of `buf` that may be sent now.
+    fn sendable_len(&self) -> Result<usize> {
+        if self.message_type == MessageType::Binary {
+            return Ok(self.buf.len());
+        }
+        match std::str::from_utf8(&self.buf) {
+            Ok(_) => Ok(self.buf.len()),
+            Err(e) if e.error_len().is_none() => Ok(e.valid_up_to()),
+            Err(_) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "text message writer was given bytes that are not UTF-8",
+            )),
+        }
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, fin: bool) -> Poll<Result<()>> {
+        let n = match self.sendable_len() {
+            Ok(n) => n,
+            Err(e) => {
+                self.fail();
+                return Poll::Ready(Err(e));
+            }
+        };
+        if fin && n != self.buf.len() {
+            self.fail();
+            return Poll::Ready(Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "text message ended inside a UTF-8 sequence",
+            )));
+        }
+        let res = ready!(self.guard.poll_send_frame(
+            cx,
+            self.message_type,
+            &self.buf[..n],
+            self.first,
+            fin
+        ));
+        match res {
+            Ok(()) => {
+                self.buf.drain(..n);
+                self.first = false;
+                if fin {
+                    self.state = WriterState::Finished;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                self.state = WriterState::Failed;
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        self.state = WriterState::Failed;
+        if !self.first {
+            self.guard.abort_message();
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.state {
+            WriterState::Open => Ok(()),
+            WriterState::Finished => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the message writer was already finished",
+            )),
+            WriterState::Failed => Err(Error::new(
+                ErrorKind::AlreadyClosed,
+                "the message writer failed earlier",
+            )),
+        }
+    }
+
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
+        self.check_open()?;
+        if backend::WRITER_STREAMS && self.buf.len() >= WRITER_FRAME_SIZE {
+            ready!(self.poll_send(cx, false))?;
+        }
+        self.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.state == WriterState::Finished {
+            return Poll::Ready(Ok(()));
+        }
+        self.check_open()?;
+        self.poll_send(cx, true)
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if self.state != WriterState::Finished && !self.first {
+            self.guard.abort_message();
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for Writer<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_bytes(cx, buf).map_err(io::Error::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A message is only complete on finish; there is nothing useful to flush early.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_finish(cx).map_err(io::Error::from)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl tokio::io::AsyncWrite for Writer<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_bytes(cx, buf).map_err(io::Error::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_finish(cx).map_err(io::Error::from)
+    }
+}
+
+/// Completes when the connection closes; returned by [`Conn::close_read`].
+///
+/// Resolves to the error that describes the closing: kind [`ErrorKind::Closed`] with the
+/// peer's close frame for a clean close, or the failure otherwise.
+#[derive(Debug)]
+#[must_use = "the connection is read in the background anyway; await this to learn when it closes"]
+pub struct Closed {
+    inner: backend::Closed,
+}
+
+impl Future for Closed {
+    type Output = Error;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Error> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}

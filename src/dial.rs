@@ -1,0 +1,308 @@
+//! Opening a client connection: [`dial`] and [`DialOptions`].
+
+use std::time::Duration;
+
+use crate::backend;
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The default read limit: 32 KiB, as in coder/websocket.
+pub const DEFAULT_READ_LIMIT: usize = 32 << 10;
+/// The default time limit for opening a connection (TCP, TLS and the HTTP upgrade).
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time limit for each half of the close handshake (sending ours, awaiting theirs).
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options for [`dial`].
+///
+/// Built with chained setters; every option has a documented default, so
+/// `DialOptions::new()` is ready to use.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use isosock::DialOptions;
+///
+/// let opts = DialOptions::new()
+///     .subprotocols(["chat.v1"])
+///     .read_limit(1 << 20)
+///     .timeout(Duration::from_secs(10));
+/// assert_eq!(opts.get_read_limit(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct DialOptions {
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) read_limit: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) headers: Vec<(String, String)>,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            subprotocols: Vec::new(),
+            read_limit: DEFAULT_READ_LIMIT,
+            timeout: DEFAULT_DIAL_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            #[cfg(not(target_arch = "wasm32"))]
+            headers: Vec::new(),
+            #[cfg(not(target_arch = "wasm32"))]
+            tls_config: None,
+        }
+    }
+}
+
+impl DialOptions {
+    /// Creates options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the subprotocols to offer, most preferred first (`Sec-WebSocket-Protocol`).
+    ///
+    /// The server picks at most one; [`Conn::subprotocol`] tells which. Default: none.
+    /// Each must be an HTTP token (letters, digits and ``!#$%&'*+-.^_`|~``), or `dial`
+    /// fails with [`ErrorKind::InvalidArgument`].
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the largest message, in bytes, the connection will read. Default: 32 KiB.
+    ///
+    /// A bigger message closes the connection with 1009 and fails the read with
+    /// [`ErrorKind::MessageTooBig`]. See [`Conn::set_read_limit`] for changing it later.
+    pub fn read_limit(mut self, bytes: usize) -> Self {
+        self.read_limit = bytes;
+        self
+    }
+
+    /// Returns the read limit these options set.
+    pub fn get_read_limit(&self) -> usize {
+        self.read_limit
+    }
+
+    /// Sets the time limit for opening the connection, from the first DNS lookup to the
+    /// server's `101` response. Default: 30 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the time limit for each half of [`Conn::close`]: sending our close frame, then
+    /// awaiting the peer's. Default: 5 seconds each.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Adds an HTTP header to the upgrade request (for example `Authorization`).
+    ///
+    /// The name and value are checked when dialing; an invalid one fails with
+    /// [`ErrorKind::InvalidArgument`]. Headers the handshake sets itself (`Host`,
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-*`) are refused the same way; use
+    /// [`subprotocols`](Self::subprotocols) for `Sec-WebSocket-Protocol`.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: the browser's `WebSocket` cannot send headers. In the browser, carry a
+    /// token in a subprotocol or the query string instead.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Uses this rustls client configuration for `wss://` instead of the default one.
+    ///
+    /// The default trusts the Mozilla roots (feature `webpki-roots`, on by default) and, with
+    /// feature `native-roots`, the system's roots. Pass your own to trust a private CA or a
+    /// self-signed test certificate. isosock always builds its default with the `ring`
+    /// provider explicitly, so no process-wide rustls `CryptoProvider` has to be installed.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: the browser does TLS itself.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(config);
+        self
+    }
+}
+
+/// What the server answered to a successful opening handshake.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub(crate) subprotocol: Option<String>,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) headers: http::HeaderMap,
+}
+
+impl Response {
+    /// Returns the HTTP status of the handshake response: always 101 (Switching Protocols),
+    /// since any other status fails the dial with [`ErrorKind::Handshake`].
+    pub fn status(&self) -> u16 {
+        101
+    }
+
+    /// Returns the subprotocol the server selected, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Returns the response's HTTP headers.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: the browser does not show handshake headers to scripts.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+}
+
+/// Opens a WebSocket connection to `url` (`ws://` or `wss://`).
+///
+/// Returns the connection and the server's handshake [`Response`].
+///
+/// # Errors
+///
+/// - [`ErrorKind::InvalidUrl`]: not an absolute `ws://` / `wss://` URL with a host, or it has
+///   a `#fragment`.
+/// - [`ErrorKind::InvalidArgument`]: a subprotocol or header is not valid.
+/// - [`ErrorKind::Connect`]: DNS, TCP or TLS failed (in the browser: any failure before the
+///   socket opened).
+/// - [`ErrorKind::Handshake`]: the server refused the upgrade; natively the error carries the
+///   HTTP status and the first bytes of the body.
+/// - [`ErrorKind::Timeout`]: the connection was not open within [`DialOptions::timeout`].
+///
+/// # Cancel safety
+///
+/// Dropping the future abandons the attempt and closes whatever socket it had opened.
+///
+/// # Platform notes
+///
+/// In the browser, handshake headers and TLS settings are not available, and the browser does
+/// not tell scripts why a connection failed: a refused upgrade and an unreachable host are both
+/// [`ErrorKind::Connect`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> isosock::Result<()> {
+/// use isosock::{dial, DialOptions, Message, StatusCode};
+///
+/// let (conn, resp) = dial("ws://127.0.0.1:9001/echo", &DialOptions::new()).await?;
+/// println!("subprotocol: {:?}", resp.subprotocol());
+/// conn.write(Message::text("hello")).await?;
+/// let reply = conn.read().await?;
+/// println!("{reply:?}");
+/// conn.close(StatusCode::NORMAL_CLOSURE, "bye").await?;
+/// # Ok(()) }
+/// ```
+pub async fn dial(url: &str, opts: &DialOptions) -> Result<(Conn, Response)> {
+    let target = WsUrl::parse(url)?;
+    for p in &opts.subprotocols {
+        check_token(p, "subprotocol")?;
+    }
+    let (inner, response) = backend::dial(&target, opts).await?;
+    Ok((Conn::from_backend(inner), response))
+}
+
+/// A `ws://` or `wss://` URL, checked the same way on every target.
+#[derive(Debug, Clone)]
+pub(crate) struct WsUrl<'a> {
+    /// The URL as given (scheme lower-cased where it mattered is the backend's business).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) full: &'a str,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) secure: bool,
+}
+
+impl<'a> WsUrl<'a> {
+    pub(crate) fn parse(url: &'a str) -> Result<Self> {
+        let bad = |why: &str| Error::new(ErrorKind::InvalidUrl, format!("{url:?}: {why}"));
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected ws://host or wss://host"))?;
+        let secure = if scheme.eq_ignore_ascii_case("ws") {
+            false
+        } else if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else {
+            return Err(bad("the scheme must be ws or wss"));
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        if host.is_empty() || host.starts_with(':') {
+            return Err(bad("missing host"));
+        }
+        if url.contains('#') {
+            return Err(bad("a WebSocket URL may not have a #fragment"));
+        }
+        if url.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+            return Err(bad("contains whitespace or control characters"));
+        }
+        Ok(WsUrl { full: url, secure })
+    }
+}
+
+/// Checks that `s` is an HTTP token (RFC 9110 `tchar`s), as subprotocols must be.
+pub(crate) fn check_token(s: &str, what: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{what} {s:?} is not an HTTP token"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_checks() {
+        assert!(WsUrl::parse("ws://127.0.0.1:80/x?y=1").is_ok());
+        assert!(WsUrl::parse("WSS://example.com").map(|u| u.secure).unwrap_or(false));
+        for bad in [
+            "",
+            "http://x",
+            "ws://",
+            "ws:///path",
+            "ws://:80",
+            "ws://x/#frag",
+            "ws://x y",
+            "127.0.0.1:80",
+        ] {
+            let e = WsUrl::parse(bad).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidUrl, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(check_token("chat.v1", "subprotocol").is_ok());
+        assert!(check_token("a b", "subprotocol").is_err());
+        assert!(check_token("", "subprotocol").is_err());
+        assert!(check_token("a,b", "subprotocol").is_err());
+    }
+}

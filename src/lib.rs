@@ -1,0 +1,100 @@
+//! # isosock
+//!
+//! One WebSocket API for Rust that compiles to two backends: natively it runs on tokio and
+//! tokio-tungstenite (client [`dial`] and server [`accept`]); on `wasm32-unknown-unknown` it
+//! wraps the browser's `WebSocket`. The same application code dials, reads, writes and closes
+//! the same way on both. The design follows Go's `coder/websocket` (formerly
+//! `nhooyr.io/websocket`).
+//!
+//! ```no_run
+//! # async fn demo() -> isosock::Result<()> {
+//! use isosock::{dial, DialOptions, Message, StatusCode};
+//!
+//! let (conn, _resp) = dial("ws://127.0.0.1:9001", &DialOptions::new()).await?;
+//! conn.write(Message::text("hello")).await?;
+//! let reply = conn.read().await?;
+//! assert_eq!(reply.as_text(), Some("hello"));
+//! conn.close(StatusCode::NORMAL_CLOSURE, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Semantics that hold on every target
+//!
+//! - [`Conn`] methods take `&self`; writers are serialized, one reader at a time, and
+//!   `close` may be called from any task while another reads.
+//! - A peer's close frame reaches the reader intact as an [`Error`] of kind
+//!   [`ErrorKind::Closed`]; [`close_status`] extracts its code.
+//! - Close codes and reasons are validated before anything is sent ([`StatusCode::is_sendable`],
+//!   at most 123 bytes of reason), so both targets fail the same way.
+//! - Messages over the read limit (default 32 KiB) close the connection with 1009 and fail
+//!   the read with [`ErrorKind::MessageTooBig`].
+//! - `read` is cancel-safe: dropping it in `select!` loses nothing.
+//!
+//! ## Limits and their defaults
+//!
+//! | limit | default | set with |
+//! | --- | --- | --- |
+//! | read limit (largest message read) | 32 KiB | [`DialOptions::read_limit`], `AcceptOptions::read_limit`, [`Conn::set_read_limit`] |
+//! | dial timeout (DNS + TCP + TLS + upgrade) | 30 s | [`DialOptions::timeout`] |
+//! | close handshake, each half | 5 s | [`DialOptions::close_timeout`], `AcceptOptions::close_timeout` |
+//! | upgrade request head read by `accept` | 16 KiB, 64 headers, 10 s | `AcceptOptions::handshake_timeout` |
+//! | streaming writer frame size (native) | 16 KiB | fixed |
+//! | refused handshake body kept in the error | 1 KiB | fixed ([`HTTP_BODY_PREFIX`]) |
+//!
+//! ## Platform differences
+//!
+//! Everything not listed here behaves the same natively and in the browser.
+//!
+//! - **`accept`, `accept_http`, `AcceptOptions`**: native only (a page cannot be a server);
+//!   not compiled for wasm.
+//! - **`Conn::ping`**: native only; browsers answer pings themselves and cannot send them.
+//! - **HTTP headers and TLS settings on dial** ([`DialOptions::header`],
+//!   [`DialOptions::tls_config`], [`Response::headers`]): native only; the browser API has
+//!   none. Carry a browser's credentials in a subprotocol or the query string.
+//! - **Streaming writer** ([`Conn::writer`]): natively a frame goes out per 16 KiB; in the
+//!   browser the message is buffered in memory and sent whole on finish.
+//! - **Read limit**: natively enforced while frames arrive, with the dial/accept option as
+//!   the parser's fixed memory bound ([`Conn::set_read_limit`] can only lower it); in the
+//!   browser enforced after the whole message arrived, at any value.
+//! - **Handshake failures**: natively a refused upgrade is [`ErrorKind::Handshake`] with the
+//!   HTTP status and body; the browser reveals nothing, so every failure before open is
+//!   [`ErrorKind::Connect`].
+//! - **Handshake response**: natively status and headers; in the browser only the
+//!   negotiated subprotocol.
+//! - **Close codes**: the browser lets scripts send only 1000 and 3000–4999; the browser
+//!   backend sends the other sendable codes (1001–1003, 1007–1014) as 1000 with the same
+//!   reason. Natively every sendable code goes out as given.
+//! - **permessage-deflate**: not offered natively (tungstenite cannot decompress); browsers
+//!   negotiate it themselves.
+//! - **Cargo features** `webpki-roots`, `native-roots` and `hyper` only affect native builds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+mod accept;
+mod backend;
+mod close;
+mod conn;
+mod dial;
+mod error;
+mod message;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use accept::{
+    accept, AcceptOptions, Reject, Upgrade, UpgradeRequest, DEFAULT_HANDSHAKE_TIMEOUT,
+    MAX_REQUEST_HEAD,
+};
+#[cfg(all(not(target_arch = "wasm32"), feature = "hyper"))]
+pub use accept::{accept_http, Rejection, Upgrading};
+pub use close::{CloseFrame, StatusCode, MAX_CLOSE_REASON};
+pub use conn::{Closed, Conn, Reader, Writer};
+pub use dial::{
+    dial, DialOptions, Response, DEFAULT_CLOSE_TIMEOUT, DEFAULT_DIAL_TIMEOUT, DEFAULT_READ_LIMIT,
+};
+pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
+pub use message::{Message, MessageType};

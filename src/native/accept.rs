@@ -1,0 +1,462 @@
+//! Native server side: reading and checking the upgrade request, answering it, and wrapping
+//! the stream. The checks are shared by `accept` (any stream) and `accept_http` (hyper).
+
+use http::header::{
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, Uri};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::conn::{Conn, Settings};
+use super::io::{Io, Transport};
+use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How many headers an upgrade request may have.
+const MAX_HEADERS: usize = 64;
+
+pub(crate) fn settings(opts: &AcceptOptions) -> Settings {
+    Settings {
+        read_limit: opts.read_limit,
+        close_timeout: opts.close_timeout,
+    }
+}
+
+pub(crate) async fn wrap_server(
+    io: impl Io,
+    leftover: Vec<u8>,
+    subprotocol: Option<String>,
+    settings: Settings,
+) -> Conn {
+    Conn::from_upgraded(Transport::new(io), leftover, Role::Server, subprotocol, settings).await
+}
+
+pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) -> Result<Conn> {
+    let limit = opts.handshake_timeout;
+    let head = match tokio::time::timeout(limit, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::Lost(e))) => return Err(e),
+        Ok(Err(HeadError::Bad(status, why))) => {
+            let resp = plain_response(status, why.clone());
+            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            return Err(Error::new(ErrorKind::Rejected, why));
+        }
+        Err(_) => {
+            let resp = plain_response(HttpStatus::REQUEST_TIMEOUT, "upgrade request timed out");
+            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no complete upgrade request within {limit:?}"),
+            ));
+        }
+    };
+    let (method, uri, headers, leftover) = head;
+    match negotiate(&method, &uri, &headers, opts) {
+        Ok((resp, subprotocol)) => {
+            match tokio::time::timeout(limit, write_response(&mut stream, &resp.map(|()| String::new())))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(Error::with_source(
+                        ErrorKind::ConnectionLost,
+                        "could not send the 101 response",
+                        e,
+                    ))
+                }
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "could not send the 101 response in time",
+                    ))
+                }
+            }
+            Ok(wrap_server(stream, leftover, subprotocol, settings(opts)).await)
+        }
+        Err((resp, err)) => {
+            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            Err(err)
+        }
+    }
+}
+
+enum HeadError {
+    Lost(Error),
+    Bad(HttpStatus, String),
+}
+
+type Head = (Method, Uri, HeaderMap, Vec<u8>);
+
+/// Reads one HTTP request head; returns it with any bytes that followed it.
+async fn read_head<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| {
+            HeadError::Lost(Error::with_source(
+                ErrorKind::ConnectionLost,
+                "reading the upgrade request failed",
+                e,
+            ))
+        })?;
+        if n == 0 {
+            return Err(HeadError::Lost(Error::new(
+                ErrorKind::ConnectionLost,
+                "the client closed the connection before sending a complete upgrade request",
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut raw);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let bad = |why: &str| HeadError::Bad(HttpStatus::BAD_REQUEST, why.to_owned());
+                let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+                    .map_err(|_| bad("invalid method"))?;
+                let uri: Uri = req
+                    .path
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|_| bad("invalid request target"))?;
+                if req.version != Some(1) {
+                    return Err(HeadError::Bad(
+                        HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
+                        "WebSocket upgrades need HTTP/1.1".to_owned(),
+                    ));
+                }
+                let mut headers = HeaderMap::with_capacity(req.headers.len());
+                for h in req.headers.iter() {
+                    let name = http::HeaderName::from_bytes(h.name.as_bytes())
+                        .map_err(|_| bad("invalid header name"))?;
+                    let value =
+                        HeaderValue::from_bytes(h.value).map_err(|_| bad("invalid header value"))?;
+                    headers.append(name, value);
+                }
+                return Ok((method, uri, headers, buf.split_off(len)));
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() >= MAX_REQUEST_HEAD {
+                    return Err(HeadError::Bad(
+                        HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        format!("the upgrade request head exceeds {MAX_REQUEST_HEAD} bytes"),
+                    ));
+                }
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(HeadError::Bad(
+                    HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!("the upgrade request has more than {MAX_HEADERS} headers"),
+                ))
+            }
+            Err(e) => {
+                return Err(HeadError::Bad(
+                    HttpStatus::BAD_REQUEST,
+                    format!("malformed HTTP request: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+async fn write_response<S: Io>(stream: &mut S, resp: &Response<String>) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        resp.status().as_u16(),
+        resp.status().canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in resp.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(resp.body().as_bytes());
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// A `text/plain` refusal that closes the connection.
+fn plain_response(status: HttpStatus, reason: impl Into<String>) -> Response<String> {
+    let mut body = reason.into();
+    body.push('\n');
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let len = resp.body().len();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+type Refusal = (Response<String>, Error);
+
+fn refuse(status: HttpStatus, why: impl Into<String>) -> Refusal {
+    let why = why.into();
+    (
+        plain_response(status, why.clone()),
+        Error::new(ErrorKind::Rejected, why),
+    )
+}
+
+/// Does `header` contain `token` in its comma-separated list (case-insensitive)?
+fn has_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+pub(crate) fn offered_subprotocols(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A valid `Sec-WebSocket-Key` is 16 bytes in base64: 22 characters and `==`.
+fn valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        // The last character before the padding carries 2 bits: one of AQgw.
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+}
+
+/// Checks an upgrade request and builds the `101` response, or the refusal to send.
+pub(crate) fn negotiate(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    opts: &AcceptOptions,
+) -> std::result::Result<(Response<()>, Option<String>), Refusal> {
+    if !has_token(headers, UPGRADE, "websocket") || !has_token(headers, CONNECTION, "upgrade") {
+        let (mut resp, err) = refuse(
+            HttpStatus::UPGRADE_REQUIRED,
+            "this endpoint only speaks WebSocket: expected `Connection: Upgrade` and \
+             `Upgrade: websocket`",
+        );
+        resp.headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        resp.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err((resp, err));
+    }
+    if method != Method::GET {
+        let (mut resp, err) = refuse(
+            HttpStatus::METHOD_NOT_ALLOWED,
+            format!("a WebSocket upgrade must use GET, not {method}"),
+        );
+        resp.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
+        return Err((resp, err));
+    }
+    let versions: Vec<_> = headers.get_all(SEC_WEBSOCKET_VERSION).iter().collect();
+    if versions.len() != 1 || versions[0].as_bytes() != b"13" {
+        let (mut resp, err) = refuse(
+            HttpStatus::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version; only 13 is supported",
+        );
+        resp.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err((resp, err));
+    }
+    let keys: Vec<_> = headers.get_all(SEC_WEBSOCKET_KEY).iter().collect();
+    if keys.len() != 1 || !valid_key(keys[0].as_bytes()) {
+        return Err(refuse(
+            HttpStatus::BAD_REQUEST,
+            "missing, repeated or malformed Sec-WebSocket-Key",
+        ));
+    }
+    let key = keys[0].as_bytes();
+    if headers.get_all(HOST).iter().count() != 1 {
+        return Err(refuse(HttpStatus::BAD_REQUEST, "missing or repeated Host header"));
+    }
+    check_origin(headers, opts)?;
+
+    let req = UpgradeRequest {
+        method,
+        uri,
+        headers,
+    };
+    let offered = offered_subprotocols(headers);
+    let decision = match &opts.hook {
+        Some(hook) => hook(&req).map_err(|r| {
+            let status = HttpStatus::from_u16(r.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(HttpStatus::FORBIDDEN);
+            let (mut resp, _) = refuse(status, r.reason.clone());
+            for (n, v) in to_header_pairs(&r.headers) {
+                resp.headers_mut().append(n, v);
+            }
+            let err = Error::new(
+                ErrorKind::Rejected,
+                format!("refused by the on_request hook with {status}: {}", r.reason),
+            );
+            (resp, err)
+        })?,
+        None => crate::accept::Upgrade::new(),
+    };
+    let subprotocol = match decision.subprotocol {
+        Some(p) if offered.contains(&p.as_str()) => Some(p),
+        Some(p) => {
+            let (resp, _) = refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
+            return Err((
+                resp,
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("the on_request hook picked subprotocol {p:?}, which the client did not offer"),
+                ),
+            ));
+        }
+        None => opts
+            .subprotocols
+            .iter()
+            .find(|p| offered.contains(&p.as_str()))
+            .cloned(),
+    };
+
+    let mut resp = Response::new(());
+    *resp.status_mut() = HttpStatus::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    let accept = HeaderValue::from_str(&derive_accept_key(key))
+        .map_err(|_| refuse(HttpStatus::BAD_REQUEST, "malformed Sec-WebSocket-Key"))?;
+    h.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(p) = &subprotocol {
+        if let Ok(v) = HeaderValue::from_str(p) {
+            h.insert(SEC_WEBSOCKET_PROTOCOL, v);
+        }
+    }
+    if decision.headers.len() != to_header_pairs(&decision.headers).len() {
+        let (resp, _) = refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
+        return Err((
+            resp,
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "the on_request hook added an invalid response header",
+            ),
+        ));
+    }
+    for (n, v) in to_header_pairs(&decision.headers) {
+        h.append(n, v);
+    }
+    Ok((resp, subprotocol))
+}
+
+fn check_origin(headers: &HeaderMap, opts: &AcceptOptions) -> std::result::Result<(), Refusal> {
+    if opts.insecure_skip_verify {
+        return Ok(());
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let forbidden = |why: String| refuse(HttpStatus::FORBIDDEN, why);
+    let origin = origin
+        .to_str()
+        .map_err(|_| forbidden("the Origin header is not valid text".to_owned()))?;
+    let Some(origin_host) = origin_host(origin) else {
+        return Err(forbidden(format!("origin {origin:?} is not allowed")));
+    };
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    if opts
+        .origin_patterns
+        .iter()
+        .any(|p| glob_match(p.as_bytes(), origin_host.as_bytes()))
+    {
+        return Ok(());
+    }
+    Err(forbidden(format!(
+        "origin {origin:?} is not allowed: not the same host as {host:?} and not in origin_patterns"
+    )))
+}
+
+/// The `host[:port]` of a serialized origin such as `https://app.example.com:8443`.
+pub(crate) fn origin_host(origin: &str) -> Option<&str> {
+    let (scheme, rest) = origin.split_once("://")?;
+    if scheme.is_empty() || rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return None;
+    }
+    Some(rest)
+}
+
+/// Case-insensitive glob: `*` matches any run of bytes, `?` exactly one.
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len()
+            && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t]))
+        {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*.example.com", b"a.example.com"));
+        assert!(glob_match(b"*.example.com", b"a.b.EXAMPLE.com"));
+        assert!(!glob_match(b"*.example.com", b"example.com"));
+        assert!(!glob_match(b"*.example.com", b"evil.com/.example.com"));
+        assert!(!glob_match(b"example.com", b"example.com.evil.net"));
+        assert!(glob_match(b"localhost:*", b"localhost:3000"));
+        assert!(glob_match(b"h?st", b"host"));
+        assert!(glob_match(b"*", b""));
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin_host("https://a.b:1"), Some("a.b:1"));
+        assert_eq!(origin_host("null"), None);
+        assert_eq!(origin_host("https://a.b/path"), None);
+        assert_eq!(origin_host("https://user@a.b"), None);
+    }
+
+    #[test]
+    fn keys() {
+        assert!(valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!valid_key(b"dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!valid_key(b"dGhlIHNhbXBsZSBub25jZR=="));
+        assert!(!valid_key(b""));
+    }
+}

@@ -1,0 +1,9 @@
+//! The native backend: tokio + tokio-tungstenite (+ rustls for `wss://`).
+
+pub(crate) mod accept;
+mod conn;
+mod dial;
+mod io;
+
+pub(crate) use conn::{Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use dial::dial;
