@@ -6,11 +6,12 @@ use http::header::{
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, Uri};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::conn::{Conn, Settings};
+use super::http1::{read_head, HeadReadError};
 use super::io::{Io, Transport};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
 use crate::error::{Error, ErrorKind, Result};
@@ -36,7 +37,7 @@ pub(crate) async fn wrap_server(
 
 pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) -> Result<Conn> {
     let limit = opts.handshake_timeout;
-    let head = match tokio::time::timeout(limit, read_head(&mut stream)).await {
+    let head = match tokio::time::timeout(limit, read_request(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::Lost(e))) => return Err(e),
         Ok(Err(HeadError::Bad(status, why))) => {
@@ -91,74 +92,60 @@ enum HeadError {
 type Head = (Method, Uri, HeaderMap, Vec<u8>);
 
 /// Reads one HTTP request head; returns it with any bytes that followed it.
-async fn read_head<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| {
-            HeadError::Lost(Error::with_source(
-                ErrorKind::ConnectionLost,
-                "reading the upgrade request failed",
-                e,
+async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadError> {
+    let (mut buf, len) = match read_head(stream, MAX_REQUEST_HEAD).await {
+        Ok(r) => r,
+        Err(HeadReadError::TooLarge) => {
+            return Err(HeadError::Bad(
+                HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("the upgrade request head exceeds {MAX_REQUEST_HEAD} bytes"),
             ))
-        })?;
-        if n == 0 {
-            return Err(HeadError::Lost(Error::new(
-                ErrorKind::ConnectionLost,
-                "the client closed the connection before sending a complete upgrade request",
-            )));
         }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut raw);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let bad = |why: &str| HeadError::Bad(HttpStatus::BAD_REQUEST, why.to_owned());
-                let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
-                    .map_err(|_| bad("invalid method"))?;
-                let uri: Uri = req
-                    .path
-                    .unwrap_or("")
-                    .parse()
-                    .map_err(|_| bad("invalid request target"))?;
-                if req.version != Some(1) {
-                    return Err(HeadError::Bad(
-                        HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
-                        "WebSocket upgrades need HTTP/1.1".to_owned(),
-                    ));
-                }
-                let mut headers = HeaderMap::with_capacity(req.headers.len());
-                for h in req.headers.iter() {
-                    let name = http::HeaderName::from_bytes(h.name.as_bytes())
-                        .map_err(|_| bad("invalid header name"))?;
-                    let value =
-                        HeaderValue::from_bytes(h.value).map_err(|_| bad("invalid header value"))?;
-                    headers.append(name, value);
-                }
-                return Ok((method, uri, headers, buf.split_off(len)));
-            }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() >= MAX_REQUEST_HEAD {
-                    return Err(HeadError::Bad(
-                        HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        format!("the upgrade request head exceeds {MAX_REQUEST_HEAD} bytes"),
-                    ));
-                }
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(HeadError::Bad(
-                    HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    format!("the upgrade request has more than {MAX_HEADERS} headers"),
-                ))
-            }
-            Err(e) => {
-                return Err(HeadError::Bad(
-                    HttpStatus::BAD_REQUEST,
-                    format!("malformed HTTP request: {e}"),
-                ))
-            }
+        Err(HeadReadError::Io(e)) => {
+            let msg = "the client closed the connection before sending a complete upgrade request";
+            return Err(HeadError::Lost(match e {
+                Some(e) => Error::with_source(ErrorKind::ConnectionLost, msg, e),
+                None => Error::new(ErrorKind::ConnectionLost, msg),
+            }));
         }
+    };
+    let bad = |why: String| HeadError::Bad(HttpStatus::BAD_REQUEST, why);
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw);
+    match req.parse(&buf[..len]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("incomplete HTTP request".to_owned())),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::Bad(
+                HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("the upgrade request has more than {MAX_HEADERS} headers"),
+            ))
+        }
+        Err(e) => return Err(bad(format!("malformed HTTP request: {e}"))),
     }
+    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+        .map_err(|_| bad("invalid method".to_owned()))?;
+    let uri: Uri = req
+        .path
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| bad("invalid request target".to_owned()))?;
+    if req.version != Some(1) {
+        return Err(HeadError::Bad(
+            HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
+            "WebSocket upgrades need HTTP/1.1".to_owned(),
+        ));
+    }
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| bad("invalid header name".to_owned()))?;
+        let value =
+            HeaderValue::from_bytes(h.value).map_err(|_| bad("invalid header value".to_owned()))?;
+        headers.append(name, value);
+    }
+    let leftover = buf.split_off(len);
+    Ok((method, uri, headers, leftover))
 }
 
 async fn write_response<S: Io>(stream: &mut S, resp: &Response<String>) -> std::io::Result<()> {
@@ -209,7 +196,7 @@ fn refuse(status: HttpStatus, why: impl Into<String>) -> Refusal {
 }
 
 /// Does `header` contain `token` in its comma-separated list (case-insensitive)?
-fn has_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
+pub(crate) fn has_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
         v.to_str()
             .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))

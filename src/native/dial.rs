@@ -2,16 +2,24 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use std::time::Duration;
+
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
+use http::HeaderMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::conn::{Conn, Settings};
+use super::accept::has_token;
+use super::http1::{read_head, HeadReadError};
 use super::io::Transport;
 use crate::dial::{DialOptions, Response, WsUrl};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 
 /// Headers the handshake sets itself; a caller may not override them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -46,15 +54,12 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("{:?}: missing host", url.full)))?
         .to_owned();
     let port = uri.port_u16().unwrap_or(if url.secure { 443 } else { 80 });
-    let mut request = uri
-        .into_client_request()
-        .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, format!("{:?}", url.full), e))?;
-    let headers = request.headers_mut();
+    let mut extra = HeaderMap::new();
     if !opts.subprotocols.is_empty() {
         let value = HeaderValue::from_str(&opts.subprotocols.join(", ")).map_err(|e| {
             Error::with_source(ErrorKind::InvalidArgument, "invalid subprotocol", e)
         })?;
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+        extra.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     for (name, value) in &opts.headers {
         let bad = |why: &str| {
@@ -68,7 +73,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
             return Err(bad("set by the WebSocket handshake itself"));
         }
         let hvalue = HeaderValue::from_str(value).map_err(|_| bad("not a valid value"))?;
-        headers.append(hname, hvalue);
+        extra.append(hname, hvalue);
     }
 
     // rustls and `TcpStream::connect` want IPv6 literals without brackets.
@@ -83,7 +88,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
             )
         })?;
     let _ = tcp.set_nodelay(true);
-    let transport = if url.secure {
+    let mut transport = if url.secure {
         let config = match &opts.tls_config {
             Some(c) => c.clone(),
             None => default_tls_config()?,
@@ -110,49 +115,140 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         read_limit: opts.read_limit,
         close_timeout: opts.close_timeout,
     };
-    let (ws, resp) =
-        tokio_tungstenite::client_async_with_config(request, transport, Some(settings.ws_config()))
-            .await
-            .map_err(handshake_error)?;
-    let subprotocol = resp
-        .headers()
-        .get(SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let conn = Conn::new(ws, subprotocol.clone(), settings);
+    let (leftover, headers, subprotocol) =
+        client_handshake(&mut transport, &uri, &extra, &opts.subprotocols).await?;
+    let conn = Conn::from_upgraded(
+        transport,
+        leftover,
+        Role::Client,
+        subprotocol.clone(),
+        settings,
+    )
+    .await;
     Ok((
         conn,
         Response {
             subprotocol,
-            headers: resp.headers().clone(),
+            headers,
         },
     ))
 }
 
-fn handshake_error(e: WsError) -> Error {
-    match e {
-        WsError::Http(resp) => {
-            let body = resp.body().as_deref().unwrap_or(&[]);
-            Error::handshake_status(resp.status().as_u16(), body)
-        }
-        WsError::Protocol(p @ ProtocolError::SecWebSocketSubProtocolError(_)) => {
-            Error::with_source(
-                ErrorKind::Handshake,
-                "the server's subprotocol answer does not match what was offered",
-                p,
-            )
-        }
-        WsError::Io(io) => Error::with_source(
+/// How long a refused handshake waits for the first bytes of the response body.
+const BODY_WAIT: Duration = Duration::from_secs(2);
+/// The largest handshake response head read.
+const MAX_RESPONSE_HEAD: usize = 16 << 10;
+
+type Handshake = (Vec<u8>, HeaderMap, Option<String>);
+
+/// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). Unlike
+/// tungstenite's client, a server that selects none of the offered subprotocols is accepted,
+/// as RFC 6455 and browsers allow.
+async fn client_handshake(
+    io: &mut Transport,
+    uri: &http::Uri,
+    extra: &HeaderMap,
+    offered: &[String],
+) -> Result<Handshake> {
+    let lost = |what: &'static str| {
+        move |e: std::io::Error| Error::with_source(ErrorKind::Connect, what, e)
+    };
+    let key = generate_key();
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    )
+    .into_bytes();
+    for (name, value) in extra {
+        req.extend_from_slice(name.as_str().as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(value.as_bytes());
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    io.write_all(&req).await.map_err(lost("sending the upgrade request failed"))?;
+    io.flush().await.map_err(lost("sending the upgrade request failed"))?;
+
+    let (mut buf, len) = read_head(io, MAX_RESPONSE_HEAD).await.map_err(|e| match e {
+        HeadReadError::TooLarge => Error::new(
+            ErrorKind::Handshake,
+            format!("the handshake response head exceeds {MAX_RESPONSE_HEAD} bytes"),
+        ),
+        HeadReadError::Io(Some(e)) => Error::with_source(
             ErrorKind::Connect,
             "the connection failed during the opening handshake",
-            io,
+            e,
         ),
-        other => Error::with_source(
+        HeadReadError::Io(None) => Error::new(
             ErrorKind::Handshake,
-            "the server's handshake response is not a valid WebSocket upgrade",
-            other,
+            "the server closed the connection instead of answering the upgrade",
         ),
+    })?;
+    let mut raw = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut raw);
+    let invalid = |why: String| Error::new(ErrorKind::Handshake, why);
+    match resp.parse(&buf[..len]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(invalid("incomplete response".to_owned())),
+        Err(e) => return Err(invalid(format!("malformed handshake response: {e}"))),
     }
+    let status = resp.code.unwrap_or(0);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let mut body = buf.split_off(len);
+    if status != 101 {
+        let want = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(HTTP_BODY_PREFIX)
+            .min(HTTP_BODY_PREFIX);
+        let _ = tokio::time::timeout(BODY_WAIT, async {
+            let mut chunk = [0u8; 1024];
+            while body.len() < want {
+                match io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        return Err(Error::handshake_status(status, &body));
+    }
+    if !has_token(&headers, UPGRADE, "websocket") || !has_token(&headers, CONNECTION, "upgrade") {
+        return Err(invalid(
+            "the 101 response lacks `Upgrade: websocket` / `Connection: Upgrade`".to_owned(),
+        ));
+    }
+    let expected = derive_accept_key(key.as_bytes());
+    if headers.get(SEC_WEBSOCKET_ACCEPT).map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
+        return Err(invalid("wrong or missing Sec-WebSocket-Accept".to_owned()));
+    }
+    if headers.contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS) {
+        return Err(invalid("the server selected an extension that was not offered".to_owned()));
+    }
+    let subprotocol = match headers.get(SEC_WEBSOCKET_PROTOCOL) {
+        None => None,
+        Some(v) => {
+            let p = v.to_str().unwrap_or("").trim();
+            if !offered.iter().any(|o| o == p) {
+                return Err(invalid(format!(
+                    "the server selected subprotocol {p:?}, which was not offered"
+                )));
+            }
+            Some(p.to_owned())
+        }
+    };
+    Ok((body, headers, subprotocol))
 }
 
 /// The default rustls configuration, built once with the `ring` provider passed explicitly.

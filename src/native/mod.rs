@@ -3,6 +3,7 @@
 pub(crate) mod accept;
 mod conn;
 mod dial;
+mod http1;
 mod io;
 
 pub(crate) use conn::{Closed, Conn, WriteGuard, WRITER_STREAMS};

@@ -1,1 +1,18 @@
-//! placeholder
+//! Native tests: the shared scenarios against an in-process echo server, plus server-side,
+//! TLS, cancellation and interop tests against real Python `websockets` and Node `ws` peers.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(unreachable_pub, missing_docs)]
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../../examples/echo_server.rs"]
+mod echo_server;
+
+mod accept;
+#[cfg(feature = "hyper")]
+mod hyper_service;
+mod interop;
+mod misc;
+mod scenarios;
+mod tls;
+mod util;

@@ -1,0 +1,94 @@
+//! A WebSocket echo server built on `isosock::accept`: the peer the browser tests and the
+//! interop tests talk to.
+//!
+//! Usage: `cargo run --example echo_server -- [PORT]` (default 9001; 0 picks a free port).
+//! The first line on stdout is `listening on ws://127.0.0.1:PORT`.
+//!
+//! Every message is echoed back with its type, except these text commands:
+//! - `!close <code> <reason...>`: the server closes with that code and reason;
+//! - `!big <n>`: the server sends one binary message of `n` bytes (0xAB);
+//! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`).
+//!
+//! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
+//! allows any origin (it holds no secrets; pages of any port may connect).
+
+use std::time::Duration;
+
+use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode};
+use tokio::net::TcpListener;
+
+#[allow(dead_code)] // the tests include this file as a module and use only `serve`
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = match std::env::args().nth(1) {
+        Some(p) => p.parse().map_err(|_| format!("not a port number: {p:?}"))?,
+        None => 9001,
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on ws://{}", listener.local_addr()?);
+    serve(listener).await?;
+    Ok(())
+}
+
+/// The options the echo server accepts with.
+pub fn options() -> AcceptOptions {
+    AcceptOptions::new()
+        .subprotocols(["echo.v1", "chat.v1"])
+        .read_limit(16 << 20)
+        .insecure_skip_verify(true)
+        .handshake_timeout(Duration::from_secs(10))
+}
+
+/// Accepts connections on `listener` forever, echoing on each.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    let opts = options();
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            match accept(tcp, &opts).await {
+                Ok(conn) => {
+                    if let Err(e) = echo(&conn).await {
+                        eprintln!("{peer}: {e}");
+                    }
+                }
+                Err(e) => eprintln!("{peer}: handshake: {e}"),
+            }
+        });
+    }
+}
+
+/// Echoes messages on `conn` until it closes, obeying the `!` commands.
+pub async fn echo(conn: &Conn) -> isosock::Result<()> {
+    loop {
+        let msg = match conn.read().await {
+            Ok(m) => m,
+            // A clean close by the client is the normal end of a session.
+            Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if let Some(cmd) = msg.as_text().and_then(|t| t.strip_prefix('!')) {
+            let mut parts = cmd.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("close"), Some(code), reason) => {
+                    let code = code.parse::<u16>().unwrap_or(1000);
+                    return conn
+                        .close(StatusCode::from(code), reason.unwrap_or(""))
+                        .await;
+                }
+                (Some("big"), Some(n), _) => {
+                    let n = n.parse::<usize>().unwrap_or(0).min(64 << 20);
+                    conn.write(Message::binary(vec![0xAB; n])).await?;
+                    continue;
+                }
+                (Some("subprotocol"), _, _) => {
+                    conn.write(conn.subprotocol().unwrap_or("none").to_owned())
+                        .await?;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        conn.write(msg).await?;
+    }
+}

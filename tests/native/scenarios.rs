@@ -1,0 +1,44 @@
+//! The shared scenarios of tests/common, natively, against the in-process echo server.
+
+use crate::common;
+use crate::util::{bounded, echo_url};
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let url = echo_url().await;
+            bounded(common::$name(&url)).await;
+        }
+    )*};
+}
+
+scenarios!(
+    echo_text,
+    echo_binary,
+    echo_empty,
+    echo_large,
+    streaming_writer_and_reader,
+    concurrent_writers,
+    peer_close_code_reaches_reader,
+    peer_normal_closure,
+    client_close_handshake,
+    close_while_reading,
+    close_arguments_validated,
+    read_limit_enforced,
+    set_read_limit_lowers,
+    subprotocol_negotiated,
+    invalid_subprotocol_rejected,
+    close_now_is_final,
+    close_read_sees_peer_close,
+);
+
+#[tokio::test]
+async fn bad_urls_rejected() {
+    bounded(common::bad_urls_rejected()).await;
+}
+
+#[tokio::test]
+async fn refused_connection() {
+    bounded(common::refused_connection()).await;
+}
