@@ -6,7 +6,9 @@ use http::header::{
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, Uri};
-use tokio::io::AsyncWriteExt;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -42,12 +44,12 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
         Ok(Err(HeadError::Lost(e))) => return Err(e),
         Ok(Err(HeadError::Bad(status, why))) => {
             let resp = plain_response(status, why.clone());
-            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            refuse_and_close(&mut stream, &resp, limit).await;
             return Err(Error::new(ErrorKind::Rejected, why));
         }
         Err(_) => {
             let resp = plain_response(HttpStatus::REQUEST_TIMEOUT, "upgrade request timed out");
-            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            refuse_and_close(&mut stream, &resp, limit).await;
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!("no complete upgrade request within {limit:?}"),
@@ -78,7 +80,7 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
             Ok(wrap_server(stream, leftover, subprotocol, settings(opts)).await)
         }
         Err((resp, err)) => {
-            let _ = tokio::time::timeout(limit, write_response(&mut stream, &resp)).await;
+            refuse_and_close(&mut stream, &resp, limit).await;
             Err(err)
         }
     }
@@ -147,6 +149,29 @@ async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadEr
     let leftover = buf.split_off(len);
     Ok((method, uri, headers, leftover))
 }
+
+/// Sends a refusal, then closes gently: the write side first, then a bounded drain of what the
+/// client still sends, so unread request bytes do not turn the close into a reset that could
+/// destroy the response before the client reads it.
+async fn refuse_and_close<S: Io>(stream: &mut S, resp: &Response<String>, limit: Duration) {
+    let _ = tokio::time::timeout(limit, write_response(stream, resp)).await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// How long and how much a refused client is drained before the socket is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 << 10;
 
 async fn write_response<S: Io>(stream: &mut S, resp: &Response<String>) -> std::io::Result<()> {
     let mut out = format!(
