@@ -381,9 +381,7 @@ mod hyper_accept {
                 };
                 Ok((
                     response.map(|()| String::new()),
-                    Upgrading {
-                        fut: Box::pin(fut),
-                    },
+                    Upgrading { fut: Box::pin(fut) },
                 ))
             }
             Err((response, error)) => Err(Rejection { response, error }),

@@ -476,11 +476,19 @@ impl Writer<'_> {
 
     fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
         self.check_open()?;
-        if backend::WRITER_STREAMS && self.buf.len() >= WRITER_FRAME_SIZE {
+        if !backend::WRITER_STREAMS {
+            self.buf.extend_from_slice(data);
+            return Poll::Ready(Ok(data.len()));
+        }
+        if self.buf.len() >= WRITER_FRAME_SIZE {
             ready!(self.poll_send(cx, false))?;
         }
-        self.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        // Never buffer more than one frame: a large write is taken in frame-sized parts.
+        let take = data
+            .len()
+            .min(WRITER_FRAME_SIZE.saturating_sub(self.buf.len()).max(1));
+        self.buf.extend_from_slice(&data[..take]);
+        Poll::Ready(Ok(take))
     }
 
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -506,7 +514,9 @@ impl futures_io::AsyncWrite for Writer<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_bytes(cx, buf).map_err(io::Error::from)
+        self.get_mut()
+            .poll_write_bytes(cx, buf)
+            .map_err(io::Error::from)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -526,7 +536,9 @@ impl tokio::io::AsyncWrite for Writer<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_bytes(cx, buf).map_err(io::Error::from)
+        self.get_mut()
+            .poll_write_bytes(cx, buf)
+            .map_err(io::Error::from)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

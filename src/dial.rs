@@ -12,6 +12,8 @@ pub const DEFAULT_READ_LIMIT: usize = 32 << 10;
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default time limit for each half of the close handshake (sending ours, awaiting theirs).
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default write high-water mark: 1 MiB (see [`DialOptions::write_high_water_mark`]).
+pub const DEFAULT_WRITE_HIGH_WATER_MARK: usize = 1 << 20;
 
 /// Options for [`dial`].
 ///
@@ -36,6 +38,7 @@ pub struct DialOptions {
     pub(crate) read_limit: usize,
     pub(crate) timeout: Duration,
     pub(crate) close_timeout: Duration,
+    pub(crate) write_high_water_mark: usize,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) headers: Vec<(String, String)>,
     #[cfg(not(target_arch = "wasm32"))]
@@ -49,6 +52,7 @@ impl Default for DialOptions {
             read_limit: DEFAULT_READ_LIMIT,
             timeout: DEFAULT_DIAL_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            write_high_water_mark: DEFAULT_WRITE_HIGH_WATER_MARK,
             #[cfg(not(target_arch = "wasm32"))]
             headers: Vec::new(),
             #[cfg(not(target_arch = "wasm32"))]
@@ -103,6 +107,30 @@ impl DialOptions {
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
+    }
+
+    /// Sets how many bytes may wait in the browser's send buffer before [`Conn::write`] waits.
+    /// Default: 1 MiB ([`DEFAULT_WRITE_HIGH_WATER_MARK`]).
+    ///
+    /// A write (or a [`Writer`](crate::Writer)'s finish) hands its message to the socket only
+    /// while the socket's `bufferedAmount` is at or below this mark, so at most this many bytes
+    /// plus one message are buffered, however fast the application produces. `0` waits until
+    /// everything sent before has left the browser.
+    ///
+    /// # Platform notes
+    ///
+    /// Browser only in effect: the browser has no "drain" event, so a waiting write re-checks
+    /// `bufferedAmount` every 5 ms. Natively the option has no effect, because a native write
+    /// already completes only once the socket has taken the message; it exists on both targets
+    /// so the same code compiles for both.
+    pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
+        self.write_high_water_mark = bytes;
+        self
+    }
+
+    /// Returns the write high-water mark these options set.
+    pub fn get_write_high_water_mark(&self) -> usize {
+        self.write_high_water_mark
     }
 
     /// Adds an HTTP header to the upgrade request (for example `Authorization`).
@@ -252,7 +280,10 @@ impl<'a> WsUrl<'a> {
         if url.contains('#') {
             return Err(bad("a WebSocket URL may not have a #fragment"));
         }
-        if url.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+        if url
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+        {
             return Err(bad("contains whitespace or control characters"));
         }
         Ok(WsUrl { full: url, secure })
@@ -262,9 +293,8 @@ impl<'a> WsUrl<'a> {
 /// Checks that `s` is an HTTP token (RFC 9110 `tchar`s), as subprotocols must be.
 pub(crate) fn check_token(s: &str, what: &str) -> Result<()> {
     let ok = !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        });
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -282,7 +312,9 @@ mod tests {
     #[test]
     fn url_checks() {
         assert!(WsUrl::parse("ws://127.0.0.1:80/x?y=1").is_ok());
-        assert!(WsUrl::parse("WSS://example.com").map(|u| u.secure).unwrap_or(false));
+        assert!(WsUrl::parse("WSS://example.com")
+            .map(|u| u.secure)
+            .unwrap_or(false));
         for bad in [
             "",
             "http://x",

@@ -148,7 +148,10 @@ impl Error {
 
     /// A clean close by the peer (or the close handshake we started, answered by the peer).
     pub(crate) fn closed(frame: CloseFrame) -> Self {
-        let mut e = Error::new(ErrorKind::Closed, format!("peer closed the connection ({frame})"));
+        let mut e = Error::new(
+            ErrorKind::Closed,
+            format!("peer closed the connection ({frame})"),
+        );
         if let Some(inner) = Arc::get_mut(&mut e.inner) {
             inner.close = Some(frame);
         }

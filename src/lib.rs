@@ -95,6 +95,7 @@ pub use close::{CloseFrame, StatusCode, MAX_CLOSE_REASON};
 pub use conn::{Closed, Conn, Reader, Writer};
 pub use dial::{
     dial, DialOptions, Response, DEFAULT_CLOSE_TIMEOUT, DEFAULT_DIAL_TIMEOUT, DEFAULT_READ_LIMIT,
+    DEFAULT_WRITE_HIGH_WATER_MARK,
 };
 pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 pub use message::{Message, MessageType};

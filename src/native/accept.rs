@@ -34,7 +34,14 @@ pub(crate) async fn wrap_server(
     subprotocol: Option<String>,
     settings: Settings,
 ) -> Conn {
-    Conn::from_upgraded(Transport::new(io), leftover, Role::Server, subprotocol, settings).await
+    Conn::from_upgraded(
+        Transport::new(io),
+        leftover,
+        Role::Server,
+        subprotocol,
+        settings,
+    )
+    .await
 }
 
 pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) -> Result<Conn> {
@@ -59,8 +66,11 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
     let (method, uri, headers, leftover) = head;
     match negotiate(&method, &uri, &headers, opts) {
         Ok((resp, subprotocol)) => {
-            match tokio::time::timeout(limit, write_response(&mut stream, &resp.map(|()| String::new())))
-                .await
+            match tokio::time::timeout(
+                limit,
+                write_response(&mut stream, &resp.map(|()| String::new())),
+            )
+            .await
             {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -298,7 +308,10 @@ pub(crate) fn negotiate(
     }
     let key = keys[0].as_bytes();
     if headers.get_all(HOST).iter().count() != 1 {
-        return Err(refuse(HttpStatus::BAD_REQUEST, "missing or repeated Host header"));
+        return Err(refuse(
+            HttpStatus::BAD_REQUEST,
+            "missing or repeated Host header",
+        ));
     }
     check_origin(headers, opts)?;
 
@@ -421,9 +434,7 @@ pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len()
-            && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t]))
-        {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t])) {
             p += 1;
             t += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {

@@ -223,7 +223,8 @@ impl Conn {
     }
 
     pub(crate) fn close_now(&self) {
-        self.shared.abort("the connection was closed with close_now");
+        self.shared
+            .abort("the connection was closed with close_now");
     }
 
     pub(crate) fn close_read(&self) -> Closed {
@@ -529,7 +530,10 @@ impl Shared {
                 let aborted = lock(&self.state).aborted;
                 if aborted {
                     (
-                        Error::new(ErrorKind::AlreadyClosed, "the connection was closed locally"),
+                        Error::new(
+                            ErrorKind::AlreadyClosed,
+                            "the connection was closed locally",
+                        ),
                         None,
                     )
                 } else {

@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::conn::{Conn, Settings};
 use super::accept::has_token;
+use super::conn::{Conn, Settings};
 use super::http1::{read_head, HeadReadError};
 use super::io::Transport;
 use crate::dial::{DialOptions, Response, WsUrl};
@@ -39,7 +39,10 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
         Ok(r) => r,
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
-            format!("the connection to {} was not open within {limit:?}", url.full),
+            format!(
+                "the connection to {} was not open within {limit:?}",
+                url.full
+            ),
         )),
     }
 }
@@ -51,7 +54,12 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, format!("{:?}", url.full), e))?;
     let host = uri
         .host()
-        .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("{:?}: missing host", url.full)))?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidUrl,
+                format!("{:?}: missing host", url.full),
+            )
+        })?
         .to_owned();
     let port = uri.port_u16().unwrap_or(if url.secure { 443 } else { 80 });
     let mut extra = HeaderMap::new();
@@ -77,7 +85,10 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
     }
 
     // rustls and `TcpStream::connect` want IPv6 literals without brackets.
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let tcp = TcpStream::connect((bare_host.as_str(), port))
         .await
         .map_err(|e| {
@@ -94,7 +105,11 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
             None => default_tls_config()?,
         };
         let name = rustls::pki_types::ServerName::try_from(bare_host.clone()).map_err(|e| {
-            Error::with_source(ErrorKind::InvalidUrl, format!("{host:?} is not a TLS server name"), e)
+            Error::with_source(
+                ErrorKind::InvalidUrl,
+                format!("{host:?} is not a TLS server name"),
+                e,
+            )
         })?;
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
@@ -169,24 +184,30 @@ async fn client_handshake(
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"\r\n");
-    io.write_all(&req).await.map_err(lost("sending the upgrade request failed"))?;
-    io.flush().await.map_err(lost("sending the upgrade request failed"))?;
+    io.write_all(&req)
+        .await
+        .map_err(lost("sending the upgrade request failed"))?;
+    io.flush()
+        .await
+        .map_err(lost("sending the upgrade request failed"))?;
 
-    let (mut buf, len) = read_head(io, MAX_RESPONSE_HEAD).await.map_err(|e| match e {
-        HeadReadError::TooLarge => Error::new(
-            ErrorKind::Handshake,
-            format!("the handshake response head exceeds {MAX_RESPONSE_HEAD} bytes"),
-        ),
-        HeadReadError::Io(Some(e)) => Error::with_source(
-            ErrorKind::Connect,
-            "the connection failed during the opening handshake",
-            e,
-        ),
-        HeadReadError::Io(None) => Error::new(
-            ErrorKind::Handshake,
-            "the server closed the connection instead of answering the upgrade",
-        ),
-    })?;
+    let (mut buf, len) = read_head(io, MAX_RESPONSE_HEAD)
+        .await
+        .map_err(|e| match e {
+            HeadReadError::TooLarge => Error::new(
+                ErrorKind::Handshake,
+                format!("the handshake response head exceeds {MAX_RESPONSE_HEAD} bytes"),
+            ),
+            HeadReadError::Io(Some(e)) => Error::with_source(
+                ErrorKind::Connect,
+                "the connection failed during the opening handshake",
+                e,
+            ),
+            HeadReadError::Io(None) => Error::new(
+                ErrorKind::Handshake,
+                "the server closed the connection instead of answering the upgrade",
+            ),
+        })?;
     let mut raw = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut raw);
     let invalid = |why: String| Error::new(ErrorKind::Handshake, why);
@@ -234,7 +255,9 @@ async fn client_handshake(
         return Err(invalid("wrong or missing Sec-WebSocket-Accept".to_owned()));
     }
     if headers.contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS) {
-        return Err(invalid("the server selected an extension that was not offered".to_owned()));
+        return Err(invalid(
+            "the server selected an extension that was not offered".to_owned(),
+        ));
     }
     let subprotocol = match headers.get(SEC_WEBSOCKET_PROTOCOL) {
         None => None,
@@ -274,9 +297,11 @@ fn build_tls_config() -> std::result::Result<Arc<rustls::ClientConfig>, String> 
         }
     }
     if roots.is_empty() {
-        return Err("no root certificates for wss://: enable the `webpki-roots` or \
+        return Err(
+            "no root certificates for wss://: enable the `webpki-roots` or \
                     `native-roots` feature, or pass DialOptions::tls_config"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)

@@ -38,7 +38,10 @@ impl Transport {
 }
 
 fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the connection was closed locally")
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the connection was closed locally",
+    )
 }
 
 impl AsyncRead for Transport {

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::util::bounded;
 
 /// A server accepting with `opts`; every `accept` result goes to the returned channel.
-pub async fn server(opts: AcceptOptions) -> (String, mpsc::UnboundedReceiver<isosock::Result<Conn>>) {
+pub async fn server(
+    opts: AcceptOptions,
+) -> (String, mpsc::UnboundedReceiver<isosock::Result<Conn>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -41,7 +43,9 @@ async fn raw_exchange(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn next_result(rx: &mut mpsc::UnboundedReceiver<isosock::Result<Conn>>) -> isosock::Result<Conn> {
+async fn next_result(
+    rx: &mut mpsc::UnboundedReceiver<isosock::Result<Conn>>,
+) -> isosock::Result<Conn> {
     tokio::time::timeout(Duration::from_secs(15), rx.recv())
         .await
         .expect("accept did not finish")
@@ -57,7 +61,10 @@ async fn plain_http_request_gets_426_not_a_hang() {
         let (addr, mut rx) = server(AcceptOptions::new()).await;
         let resp = raw_exchange(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(resp.starts_with("HTTP/1.1 426 "), "{resp}");
-        assert!(resp.to_ascii_lowercase().contains("upgrade: websocket"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase().contains("upgrade: websocket"),
+            "{resp}"
+        );
         let err = next_result(&mut rx).await.expect_err("not an upgrade");
         assert_eq!(err.kind(), ErrorKind::Rejected);
     })
@@ -70,11 +77,25 @@ async fn malformed_requests_get_http_errors() {
         let (addr, mut rx) = server(AcceptOptions::new()).await;
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"hello there\r\n\r\n".to_vec(), "400"),
-            (format!("{UPGRADE}\r\n").replace("GET", "POST").into_bytes(), "405"),
-            (format!("{UPGRADE}\r\n").replace("Version: 13", "Version: 8").into_bytes(), "426"),
-            (format!("{UPGRADE}\r\n").replace("dGhlIHNhbXBsZSBub25jZQ==", "short").into_bytes(), "400"),
             (
-                format!("{UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").into_bytes(),
+                format!("{UPGRADE}\r\n").replace("GET", "POST").into_bytes(),
+                "405",
+            ),
+            (
+                format!("{UPGRADE}\r\n")
+                    .replace("Version: 13", "Version: 8")
+                    .into_bytes(),
+                "426",
+            ),
+            (
+                format!("{UPGRADE}\r\n")
+                    .replace("dGhlIHNhbXBsZSBub25jZQ==", "short")
+                    .into_bytes(),
+                "400",
+            ),
+            (
+                format!("{UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+                    .into_bytes(),
                 "400",
             ),
             (
@@ -163,7 +184,9 @@ async fn origin_patterns_and_skip_verify() {
         }
         let (addr, mut rx) = server(AcceptOptions::new().insecure_skip_verify(true)).await;
         let opts = DialOptions::new().header("Origin", "https://anything.example");
-        dial(&format!("ws://{addr}/"), &opts).await.expect("skip verify");
+        dial(&format!("ws://{addr}/"), &opts)
+            .await
+            .expect("skip verify");
         next_result(&mut rx).await.expect("accepted");
     })
     .await;
@@ -190,7 +213,11 @@ async fn hook_rejects_with_status_headers_and_reason() {
 
         let resp = raw_exchange(&addr, format!("{UPGRADE}\r\n").as_bytes()).await;
         assert!(resp.starts_with("HTTP/1.1 401 "), "{resp}");
-        assert!(resp.to_ascii_lowercase().contains("www-authenticate: bearer"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{resp}"
+        );
         let _ = next_result(&mut rx).await;
 
         let opts = DialOptions::new().header("Authorization", "Bearer t");
@@ -211,10 +238,15 @@ async fn hook_sees_request_and_picks_subprotocol() {
                     req.path().to_owned(),
                     req.query().map(str::to_owned),
                     req.origin().map(str::to_owned),
-                    req.subprotocols().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    req.subprotocols()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>(),
                     req.headers().get("x-token").cloned(),
                 ));
-                Ok(Upgrade::new().subprotocol("b.v2").header("x-hello", "world"))
+                Ok(Upgrade::new()
+                    .subprotocol("b.v2")
+                    .header("x-hello", "world"))
             });
         let (addr, mut rx) = server(opts).await;
         let url = format!("ws://{addr}/room/7?user=ann");
@@ -224,7 +256,10 @@ async fn hook_sees_request_and_picks_subprotocol() {
             .header("Origin", format!("http://{addr}"));
         let (conn, resp) = dial(&url, &dopts).await.expect("dial");
         assert_eq!(conn.subprotocol(), Some("b.v2"), "the hook's pick wins");
-        assert_eq!(resp.headers().get("x-hello").map(|v| v.as_bytes()), Some(&b"world"[..]));
+        assert_eq!(
+            resp.headers().get("x-hello").map(|v| v.as_bytes()),
+            Some(&b"world"[..])
+        );
         let server_conn = next_result(&mut rx).await.expect("accepted");
         assert_eq!(server_conn.subprotocol(), Some("b.v2"));
         let (path, query, origin, protos, token) = seen_rx.recv().await.expect("hook ran");
@@ -240,11 +275,15 @@ async fn hook_sees_request_and_picks_subprotocol() {
 #[tokio::test]
 async fn hook_picking_an_unoffered_subprotocol_is_a_500() {
     bounded(async {
-        let opts = AcceptOptions::new().on_request(|_| Ok(Upgrade::new().subprotocol("never.offered")));
+        let opts =
+            AcceptOptions::new().on_request(|_| Ok(Upgrade::new().subprotocol("never.offered")));
         let (addr, mut rx) = server(opts).await;
-        let err = dial(&format!("ws://{addr}/"), &DialOptions::new().subprotocols(["x"]))
-            .await
-            .expect_err("server bug");
+        let err = dial(
+            &format!("ws://{addr}/"),
+            &DialOptions::new().subprotocols(["x"]),
+        )
+        .await
+        .expect_err("server bug");
         assert_eq!(err.http_status(), Some(500));
         let server_err = next_result(&mut rx).await.expect_err("refused");
         assert_eq!(server_err.kind(), ErrorKind::InvalidArgument);
@@ -263,9 +302,17 @@ async fn server_read_limit_closes_with_1009() {
         client.write(vec![7u8; 101]).await.expect("write");
         let (server_err, client_err) = tokio::join!(server_conn.read(), client.read());
         let server_err = server_err.expect_err("too big");
-        assert_eq!(server_err.kind(), ErrorKind::MessageTooBig, "{server_err:?}");
+        assert_eq!(
+            server_err.kind(),
+            ErrorKind::MessageTooBig,
+            "{server_err:?}"
+        );
         let client_err = client_err.expect_err("closed by the server");
-        assert_eq!(close_status(&client_err), Some(StatusCode::MESSAGE_TOO_BIG), "{client_err:?}");
+        assert_eq!(
+            close_status(&client_err),
+            Some(StatusCode::MESSAGE_TOO_BIG),
+            "{client_err:?}"
+        );
     })
     .await;
 }
@@ -293,14 +340,20 @@ pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
 /// Upgrades a raw TCP connection by hand; returns it ready for frames.
 pub async fn raw_upgrade(addr: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(format!("{UPGRADE}\r\n").as_bytes()).await.expect("send");
+    tcp.write_all(format!("{UPGRADE}\r\n").as_bytes())
+        .await
+        .expect("send");
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
         tcp.read_exact(&mut b).await.expect("read response");
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     tcp
 }
 
@@ -333,7 +386,9 @@ async fn invalid_utf8_text_closes_with_1007() {
         let (addr, mut rx) = server(AcceptOptions::new()).await;
         let mut tcp = raw_upgrade(&addr).await;
         let conn = next_result(&mut rx).await.expect("accepted");
-        tcp.write_all(&client_frame(0x1, true, &[b'o', b'k', 0xff])).await.expect("send");
+        tcp.write_all(&client_frame(0x1, true, &[b'o', b'k', 0xff]))
+            .await
+            .expect("send");
         let err = conn.read().await.expect_err("invalid UTF-8");
         assert_eq!(err.kind(), ErrorKind::InvalidData, "{err:?}");
         let (op, payload) = read_server_frame(&mut tcp).await;
@@ -349,7 +404,9 @@ async fn unmasked_client_frame_closes_with_1002() {
         let (addr, mut rx) = server(AcceptOptions::new()).await;
         let mut tcp = raw_upgrade(&addr).await;
         let conn = next_result(&mut rx).await.expect("accepted");
-        tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.expect("send unmasked");
+        tcp.write_all(&[0x81, 0x02, b'h', b'i'])
+            .await
+            .expect("send unmasked");
         let err = conn.read().await.expect_err("unmasked");
         assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
         let (op, payload) = read_server_frame(&mut tcp).await;

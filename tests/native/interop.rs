@@ -113,7 +113,9 @@ async fn client_against(kind: &str, script: &str) {
         assert_eq!(conn.read().await.expect("read echo"), msg, "{kind} echo");
     }
     // The peer closes with 4003; the code and reason reach our reader intact.
-    conn.write("!close 4003 peer says bye").await.expect("write");
+    conn.write("!close 4003 peer says bye")
+        .await
+        .expect("write");
     let err = conn.read().await.expect_err("peer closed");
     assert_eq!(err.kind(), ErrorKind::Closed, "{err:?}");
     assert_eq!(close_status(&err), Some(StatusCode::from(4003)));
@@ -164,7 +166,10 @@ async fn server_against(kind: &str, script: &str) {
         "server close 4005 server says bye ok",
         "client close 4006 ok",
     ] {
-        assert!(stdout.contains(check), "{kind} client did not report {check:?}: {stdout}");
+        assert!(
+            stdout.contains(check),
+            "{kind} client did not report {check:?}: {stdout}"
+        );
     }
     // Our server saw the client's own close code on the second connection.
     let mut codes = Vec::new();
@@ -176,7 +181,10 @@ async fn server_against(kind: &str, script: &str) {
         codes.push(frame.map(|f| (f.code.as_u16(), f.reason)));
     }
     assert!(
-        codes.contains(&Some((4006, format!("{kind} done").replace("python", "py")))),
+        codes.contains(&Some((
+            4006,
+            format!("{kind} done").replace("python", "py")
+        ))),
         "{codes:?}"
     );
     server.abort();

@@ -1,1 +1,327 @@
-//! TODO
+//! Native-only behaviour: ping, cancel safety of `read`, timeouts, the streaming writer's
+//! failure modes, refused handshakes, header checks, and `Send` futures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use isosock::{
+    close_status, dial, AcceptOptions, DialOptions, ErrorKind, Message, MessageType, StatusCode,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::accept::server;
+use crate::util::{bounded, echo_url};
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test]
+async fn conn_and_its_futures_are_send() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+        let conn = Arc::new(conn);
+        assert_send(&conn.read());
+        assert_send(&conn.write("x"));
+        assert_send(&conn.writer(MessageType::Text));
+        assert_send(&conn.close(StatusCode::NORMAL_CLOSURE, ""));
+        assert_send(&conn.ping());
+        assert_send(&dial(&url, &DialOptions::new()));
+        // And usable from a spawned task.
+        let c = conn.clone();
+        tokio::spawn(async move { c.write("from a task").await })
+            .await
+            .expect("join")
+            .expect("write");
+        assert_eq!(
+            conn.read().await.expect("read"),
+            Message::text("from a task")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ping_waits_for_pong_both_directions() {
+    bounded(async {
+        let (addr, mut rx) = server(AcceptOptions::new()).await;
+        let (client, _) = dial(&format!("ws://{addr}/"), &DialOptions::new())
+            .await
+            .expect("dial");
+        let server_conn = rx.recv().await.expect("task").expect("accepted");
+        // The pong is seen while the other side reads and we read too.
+        for _ in 0..3 {
+            tokio::select! {
+                r = client.ping() => r.expect("client ping"),
+                r = client.read() => panic!("unexpected read result {r:?}"),
+                r = server_conn.read() => panic!("unexpected server read {r:?}"),
+            }
+            tokio::select! {
+                r = server_conn.ping() => r.expect("server ping"),
+                r = client.read() => panic!("unexpected read result {r:?}"),
+                r = server_conn.read() => panic!("unexpected server read {r:?}"),
+            }
+        }
+    })
+    .await;
+}
+
+/// A raw server sends a message in three fragments 100 ms apart; the client reads with a 10 ms
+/// timeout over and over. Every dropped read must leave the stream intact.
+#[tokio::test]
+async fn dropped_reads_lose_nothing() {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let conn = isosock::accept(tcp, &AcceptOptions::new())
+                .await
+                .expect("upgrade");
+            // Each 20 KB piece goes out as its own frames, 100 ms apart.
+            for round in 0..2u8 {
+                let mut w = conn.writer(MessageType::Binary).await.expect("writer");
+                for part in 0..3u8 {
+                    w.write_all(&vec![round * 10 + part; 20_000])
+                        .await
+                        .expect("write");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                w.finish().await.expect("finish");
+            }
+            let _ = conn.read().await;
+        });
+        let (conn, _) = dial(
+            &format!("ws://{addr}/"),
+            &DialOptions::new().read_limit(1 << 20),
+        )
+        .await
+        .expect("dial");
+        for round in 0..2u8 {
+            let mut timeouts = 0;
+            let msg = loop {
+                match tokio::time::timeout(Duration::from_millis(10), conn.read()).await {
+                    Ok(r) => break r.expect("read"),
+                    Err(_) => timeouts += 1,
+                }
+            };
+            assert!(
+                timeouts >= 10,
+                "reads were not actually cancelled mid-message ({timeouts})"
+            );
+            let expected: Vec<u8> = (0..3u8)
+                .flat_map(|p| vec![round * 10 + p; 20_000])
+                .collect();
+            assert_eq!(msg.len(), expected.len());
+            assert!(msg.as_bytes() == &expected[..], "message {round} corrupted");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dial_times_out_against_a_silent_server() {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let (_tcp, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let opts = DialOptions::new().timeout(Duration::from_millis(300));
+        let err = dial(&format!("ws://{addr}/"), &opts)
+            .await
+            .expect_err("silent server");
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+        hold.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_handshake_carries_status_and_body() {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+            let body = "no websocket here; try /chat".repeat(100);
+            let resp = format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            tcp.write_all(resp.as_bytes()).await.expect("head");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tcp.write_all(body.as_bytes()).await.expect("body");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let err = dial(&format!("ws://{addr}/"), &DialOptions::new())
+            .await
+            .expect_err("404");
+        assert_eq!(err.kind(), ErrorKind::Handshake);
+        assert_eq!(err.http_status(), Some(404));
+        let body = err.http_body().expect("body");
+        assert_eq!(
+            body.len(),
+            isosock::HTTP_BODY_PREFIX,
+            "the first 1 KiB is kept"
+        );
+        assert!(body.starts_with(b"no websocket here"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_and_reserved_headers_refused() {
+    bounded(async {
+        let url = echo_url().await;
+        for (name, value) in [
+            ("Sec-WebSocket-Key", "x"),
+            ("host", "evil"),
+            ("bad name", "x"),
+            ("x-ok", "line\nbreak"),
+        ] {
+            let err = dial(&url, &DialOptions::new().header(name, value))
+                .await
+                .expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writer_dropped_mid_message_fails_the_connection() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+        {
+            let mut w = conn.writer(MessageType::Binary).await.expect("writer");
+            // 40 KB: the first 16 KiB frames are already on the wire.
+            w.write_all(&[1u8; 40_000]).await.expect("write");
+        }
+        let err = conn.write("after").await.expect_err("connection failed");
+        assert_eq!(err.kind(), ErrorKind::AlreadyClosed, "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writer_dropped_before_sending_discards_the_message() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+        {
+            let mut w = conn.writer(MessageType::Text).await.expect("writer");
+            w.write_all(b"never sent").await.expect("write");
+        }
+        conn.write("sent").await.expect("write");
+        assert_eq!(conn.read().await.expect("read"), Message::text("sent"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn text_writer_rejects_invalid_utf8() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+        let mut w = conn.writer(MessageType::Text).await.expect("writer");
+        w.write_all(b"ok \xff").await.expect("buffered");
+        let err = w.finish().await.expect_err("invalid UTF-8");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let mut w = conn.writer(MessageType::Text).await.expect("writer");
+        w.write_all("half of é".as_bytes().split_last().expect("bytes").1)
+            .await
+            .expect("buffered");
+        let err = w.finish().await.expect_err("ends inside a character");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        conn.write("still fine").await.expect("write");
+        assert_eq!(
+            conn.read().await.expect("read"),
+            Message::text("still fine")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_times_out_when_the_peer_never_answers() {
+    bounded(async {
+        let (addr, mut rx) = server(AcceptOptions::new()).await;
+        let opts = DialOptions::new().close_timeout(Duration::from_millis(300));
+        let (conn, _) = dial(&format!("ws://{addr}/"), &opts).await.expect("dial");
+        // The server never reads, so it never answers our close frame.
+        let _server_conn = rx.recv().await.expect("task").expect("accepted");
+        let err = conn
+            .close(StatusCode::NORMAL_CLOSURE, "")
+            .await
+            .expect_err("no answer");
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+        let err = conn.write("x").await.expect_err("closed");
+        assert_eq!(err.kind(), ErrorKind::AlreadyClosed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_now_wakes_a_blocked_reader() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+        let conn = Arc::new(conn);
+        let reader = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.read().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        conn.close_now();
+        let err = reader.await.expect("join").expect_err("closed");
+        assert_eq!(err.kind(), ErrorKind::AlreadyClosed, "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_close_read_answers_data_with_1008() {
+    bounded(async {
+        let (addr, mut rx) = server(AcceptOptions::new()).await;
+        let (client, _) = dial(&format!("ws://{addr}/"), &DialOptions::new())
+            .await
+            .expect("dial");
+        let server_conn = rx.recv().await.expect("task").expect("accepted");
+        let closed = server_conn.close_read();
+        server_conn.write("write-only stream").await.expect("write");
+        assert_eq!(
+            client.read().await.expect("read"),
+            Message::text("write-only stream")
+        );
+        client.write("unexpected").await.expect("write");
+        let err = closed.await;
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+        let err = client.read().await.expect_err("closed by server");
+        assert_eq!(close_status(&err), Some(StatusCode::POLICY_VIOLATION));
+    })
+    .await;
+}
+
+/// Data the client sends right behind its upgrade request reaches the server's first read.
+#[tokio::test]
+async fn frame_pipelined_with_the_handshake_is_kept() {
+    bounded(async {
+        let (addr, mut rx) = server(AcceptOptions::new()).await;
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let mut req = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            .to_vec();
+        req.extend(crate::accept::client_frame(0x1, true, b"early"));
+        tcp.write_all(&req).await.expect("send");
+        let conn = rx.recv().await.expect("task").expect("accepted");
+        assert_eq!(conn.read().await.expect("read"), Message::text("early"));
+    })
+    .await;
+}
