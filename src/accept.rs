@@ -283,20 +283,25 @@ impl Reject {
 /// # Examples
 ///
 /// ```no_run
-/// # async fn demo() -> isosock::Result<()> {
-/// use isosock::{accept, AcceptOptions};
+/// use isosock::{accept, AcceptOptions, Conn};
 /// use tokio::net::TcpListener;
 ///
-/// let listener = TcpListener::bind("127.0.0.1:9001").await.map_err(|e| {
-///     std::io::Error::new(e.kind(), e) }).expect("bind");
+/// async fn echo(conn: Conn) -> isosock::Result<()> {
+///     loop {
+///         let msg = conn.read().await?;
+///         conn.write(msg).await?;
+///     }
+/// }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = TcpListener::bind("127.0.0.1:9001").await?;
 /// loop {
-///     let (tcp, _) = listener.accept().await.expect("accept");
+///     let (tcp, _) = listener.accept().await?;
 ///     tokio::spawn(async move {
-///         let conn = accept(tcp, &AcceptOptions::new()).await?;
-///         while let Ok(msg) = conn.read().await {
-///             conn.write(msg).await?;
+///         match accept(tcp, &AcceptOptions::new()).await {
+///             Ok(conn) => drop(echo(conn).await),
+///             Err(e) => eprintln!("upgrade refused: {e}"),
 ///         }
-///         isosock::Result::Ok(())
 ///     });
 /// }
 /// # }
@@ -345,11 +350,13 @@ mod hyper_accept {
     ///     match accept_http(&mut req, &AcceptOptions::new()) {
     ///         Ok((response, upgrading)) => {
     ///             tokio::spawn(async move {
-    ///                 let conn = upgrading.await?;
-    ///                 while let Ok(msg) = conn.read().await {
-    ///                     conn.write(msg).await?;
+    ///                 if let Ok(conn) = upgrading.await {
+    ///                     while let Ok(msg) = conn.read().await {
+    ///                         if conn.write(msg).await.is_err() {
+    ///                             break;
+    ///                         }
+    ///                     }
     ///                 }
-    ///                 isosock::Result::Ok(())
     ///             });
     ///             response
     ///         }
@@ -384,7 +391,10 @@ mod hyper_accept {
                     Upgrading { fut: Box::pin(fut) },
                 ))
             }
-            Err((response, error)) => Err(Rejection { response, error }),
+            Err(refusal) => {
+                let (response, error) = *refusal;
+                Err(Rejection { response, error })
+            }
         }
     }
 

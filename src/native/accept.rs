@@ -89,7 +89,8 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
             }
             Ok(wrap_server(stream, leftover, subprotocol, settings(opts)).await)
         }
-        Err((resp, err)) => {
+        Err(refusal) => {
+            let (resp, err) = *refusal;
             refuse_and_close(&mut stream, &resp, limit).await;
             Err(err)
         }
@@ -220,14 +221,21 @@ fn plain_response(status: HttpStatus, reason: impl Into<String>) -> Response<Str
     resp
 }
 
-type Refusal = (Response<String>, Error);
+/// The HTTP response refusing an upgrade and the error `accept` returns (boxed: cold path).
+pub(crate) type Refusal = Box<(Response<String>, Error)>;
 
 fn refuse(status: HttpStatus, why: impl Into<String>) -> Refusal {
     let why = why.into();
-    (
+    Box::new((
         plain_response(status, why.clone()),
         Error::new(ErrorKind::Rejected, why),
-    )
+    ))
+}
+
+/// A 500 for the client and an `InvalidArgument` error for the server's author.
+fn server_bug(why: String) -> Refusal {
+    let (resp, _) = *refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
+    Box::new((resp, Error::new(ErrorKind::InvalidArgument, why)))
 }
 
 /// Does `header` contain `token` in its comma-separated list (case-insensitive)?
@@ -269,7 +277,7 @@ pub(crate) fn negotiate(
     opts: &AcceptOptions,
 ) -> std::result::Result<(Response<()>, Option<String>), Refusal> {
     if !has_token(headers, UPGRADE, "websocket") || !has_token(headers, CONNECTION, "upgrade") {
-        let (mut resp, err) = refuse(
+        let (mut resp, err) = *refuse(
             HttpStatus::UPGRADE_REQUIRED,
             "this endpoint only speaks WebSocket: expected `Connection: Upgrade` and \
              `Upgrade: websocket`",
@@ -278,26 +286,26 @@ pub(crate) fn negotiate(
             .insert(UPGRADE, HeaderValue::from_static("websocket"));
         resp.headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err((resp, err));
+        return Err(Box::new((resp, err)));
     }
     if method != Method::GET {
-        let (mut resp, err) = refuse(
+        let (mut resp, err) = *refuse(
             HttpStatus::METHOD_NOT_ALLOWED,
             format!("a WebSocket upgrade must use GET, not {method}"),
         );
         resp.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
-        return Err((resp, err));
+        return Err(Box::new((resp, err)));
     }
     let versions: Vec<_> = headers.get_all(SEC_WEBSOCKET_VERSION).iter().collect();
     if versions.len() != 1 || versions[0].as_bytes() != b"13" {
-        let (mut resp, err) = refuse(
+        let (mut resp, err) = *refuse(
             HttpStatus::UPGRADE_REQUIRED,
             "unsupported Sec-WebSocket-Version; only 13 is supported",
         );
         resp.headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err((resp, err));
+        return Err(Box::new((resp, err)));
     }
     let keys: Vec<_> = headers.get_all(SEC_WEBSOCKET_KEY).iter().collect();
     if keys.len() != 1 || !valid_key(keys[0].as_bytes()) {
@@ -327,7 +335,7 @@ pub(crate) fn negotiate(
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(HttpStatus::FORBIDDEN);
-            let (mut resp, _) = refuse(status, r.reason.clone());
+            let (mut resp, _) = *refuse(status, r.reason.clone());
             for (n, v) in to_header_pairs(&r.headers) {
                 resp.headers_mut().append(n, v);
             }
@@ -335,21 +343,16 @@ pub(crate) fn negotiate(
                 ErrorKind::Rejected,
                 format!("refused by the on_request hook with {status}: {}", r.reason),
             );
-            (resp, err)
+            Box::new((resp, err))
         })?,
         None => crate::accept::Upgrade::new(),
     };
     let subprotocol = match decision.subprotocol {
         Some(p) if offered.contains(&p.as_str()) => Some(p),
         Some(p) => {
-            let (resp, _) = refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
-            return Err((
-                resp,
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("the on_request hook picked subprotocol {p:?}, which the client did not offer"),
-                ),
-            ));
+            return Err(server_bug(format!(
+                "the on_request hook picked subprotocol {p:?}, which the client did not offer"
+            )))
         }
         None => opts
             .subprotocols
@@ -372,13 +375,8 @@ pub(crate) fn negotiate(
         }
     }
     if decision.headers.len() != to_header_pairs(&decision.headers).len() {
-        let (resp, _) = refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
-        return Err((
-            resp,
-            Error::new(
-                ErrorKind::InvalidArgument,
-                "the on_request hook added an invalid response header",
-            ),
+        return Err(server_bug(
+            "the on_request hook added an invalid response header".to_owned(),
         ));
     }
     for (n, v) in to_header_pairs(&decision.headers) {
@@ -429,7 +427,7 @@ pub(crate) fn origin_host(origin: &str) -> Option<&str> {
     Some(rest)
 }
 
-/// Case-insensitive glob: `*` matches any run of bytes, `?` exactly one.
+/// Case-insensitive glob: `*` matches any run of bytes but `/`, `?` exactly one byte.
 pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -441,6 +439,10 @@ pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             star = Some((p, t));
             p += 1;
         } else if let Some((sp, st)) = star {
+            // Like Go's path.Match, `*` does not cross a `/`.
+            if text[st] == b'/' {
+                return false;
+            }
             p = sp + 1;
             t = st + 1;
             star = Some((sp, st + 1));

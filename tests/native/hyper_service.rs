@@ -59,7 +59,10 @@ async fn upgrade_inside_hyper_and_echo() {
             .read_limit(1 << 20);
         let (conn, resp) = dial(&format!("ws://{addr}/ws"), &opts).await.expect("dial");
         assert_eq!(resp.subprotocol(), Some("echo.v1"));
-        for msg in [Message::text("through hyper"), Message::binary(vec![9u8; 70_000])] {
+        for msg in [
+            Message::text("through hyper"),
+            Message::binary(vec![9u8; 70_000]),
+        ] {
             conn.write(msg.clone()).await.expect("write");
             assert_eq!(conn.read().await.expect("read"), msg);
         }
@@ -75,7 +78,9 @@ async fn hyper_refusals_are_http_responses() {
     bounded(async {
         let addr = hyper_server().await;
         let opts = DialOptions::new().header("Origin", "https://evil.example");
-        let err = dial(&format!("ws://{addr}/ws"), &opts).await.expect_err("cross-origin");
+        let err = dial(&format!("ws://{addr}/ws"), &opts)
+            .await
+            .expect_err("cross-origin");
         assert_eq!(err.http_status(), Some(403));
         assert!(String::from_utf8_lossy(err.http_body().unwrap_or(b"")).contains("origin"));
     })

@@ -1,7 +1,13 @@
 //! Native tests: the shared scenarios against an in-process echo server, plus server-side,
 //! TLS, cancellation and interop tests against real Python `websockets` and Node `ws` peers.
 #![cfg(not(target_arch = "wasm32"))]
-#![allow(unreachable_pub, missing_docs)]
+#![allow(
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 #[path = "../common/mod.rs"]
 mod common;
