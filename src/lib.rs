@@ -99,3 +99,8 @@ pub use dial::{
 };
 pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 pub use message::{Message, MessageType};
+
+// Compiles the README's examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -73,6 +73,7 @@ async fn wss_with_custom_client_config() {
     .await;
 }
 
+#[cfg(any(feature = "webpki-roots", feature = "native-roots"))]
 #[tokio::test]
 async fn wss_self_signed_refused_by_default() {
     bounded(async {
@@ -95,6 +96,22 @@ async fn wss_wrong_host_refused() {
             .await
             .expect_err("certificate for another host");
         assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
+    })
+    .await;
+}
+
+/// Without a root-certificate feature and without `tls_config`, `wss://` fails with a clear
+/// message instead of a rustls panic.
+#[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
+#[tokio::test]
+async fn wss_without_roots_explains_itself() {
+    bounded(async {
+        let (port, _) = tls_echo_server(&["localhost"]).await;
+        let err = dial(&format!("wss://localhost:{port}/"), &DialOptions::new())
+            .await
+            .expect_err("no roots");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err:?}");
+        assert!(err.to_string().contains("webpki-roots"), "{err}");
     })
     .await;
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (idempotently) and runs them all: formatting, clippy for
+# native and wasm32 with every feature combination, the native tests (unit, integration,
+# interop with Python websockets and Node ws, doc tests), and the browser tests in headless
+# Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+# Every feature set a user can pick; the features only change native builds.
+FEATURE_SETS=("" "--no-default-features" "--no-default-features --features native-roots"
+              "--no-default-features --features hyper" "--all-features")
+
+step "clippy, native, every feature set"
+for f in "${FEATURE_SETS[@]}"; do
+  echo "-- features: ${f:-default}"
+  # shellcheck disable=SC2086
+  cargo clippy --quiet --all-targets $f -- -D warnings
+done
+
+step "clippy, wasm32-unknown-unknown, every feature set"
+for f in "${FEATURE_SETS[@]}"; do
+  echo "-- features: ${f:-default}"
+  # shellcheck disable=SC2086
+  cargo clippy --quiet --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
+done
+
+step "docs (every public item documented, no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown
+
+step "native tests (unit, scenarios, server, TLS, hyper, interop, doc tests)"
+cargo test --all-features
+
+step "native tests without default features (no webpki roots)"
+cargo test --no-default-features --lib --test native
+
+step "browser tests (headless Chromium)"
+./scripts/test-wasm.sh
+
+echo
+echo "all checks passed"
