@@ -1,0 +1,508 @@
+//! The driver task: the only place that touches the browser's `WebSocket`, its event
+//! handlers and timers. See the module docs of `wasm` for the design.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use super::conn::Shared;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+
+/// How often a write waiting for `bufferedAmount` to fall re-checks it. The browser has no
+/// "drain" event, so polling is the only way.
+pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+#[wasm_bindgen]
+extern "C" {
+    // The global timer functions exist in windows and workers alike.
+    #[wasm_bindgen(js_name = setTimeout, catch)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+}
+
+/// What the handle asks of the driver.
+pub(super) enum Command {
+    /// Send one whole message once `bufferedAmount` allows; reply when the browser took it.
+    Send {
+        msg: Message,
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Close with a browser-legal code; reply when the `close` event arrived (or timed out).
+    Close {
+        code: u16,
+        reason: String,
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// This side failed the connection (already recorded in `Shared`): close with 1000 and
+    /// `reason`, then wait for the `close` event.
+    Fail { reason: &'static str },
+    /// Close now and stop (`close_now`).
+    Abort,
+}
+
+/// What the browser told the driver.
+enum Event {
+    Open,
+    Error,
+    /// A data message, or `None` if the data was neither a string nor an `ArrayBuffer`.
+    Message(Option<Message>),
+    Close {
+        code: u16,
+        reason: String,
+        clean: bool,
+    },
+    Timer(TimerKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    Dial,
+    Drain,
+    Close,
+}
+
+/// What `dial` asks for.
+pub(super) struct Dial {
+    pub(super) url: String,
+    pub(super) protocols: Vec<String>,
+    pub(super) timeout: Duration,
+}
+
+/// Starts the driver of one connection on the page's event loop.
+pub(super) fn spawn(
+    dial: Dial,
+    shared: Arc<Shared>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    opened: oneshot::Sender<Result<Option<String>>>,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        run(dial, &shared, cmds, opened).await;
+        shared.finish("the connection is closed");
+    });
+}
+
+async fn run(
+    dial: Dial,
+    shared: &Shared,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+    mut opened: oneshot::Sender<Result<Option<String>>>,
+) {
+    let (tx, mut events) = mpsc::unbounded();
+    let socket = match Socket::open(&dial.url, &dial.protocols, &tx) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            return;
+        }
+    };
+    let dial_timer = Timer::start(dial.timeout, TimerKind::Dial, &tx);
+    let mut saw_error = false;
+    loop {
+        let event = poll_fn(|cx| {
+            if opened.poll_canceled(cx).is_ready() {
+                // The dial future was dropped.
+                return Poll::Ready(None);
+            }
+            events.poll_next_unpin(cx)
+        })
+        .await;
+        match event {
+            // Dropping `socket` closes it and releases its closures.
+            None => return,
+            Some(Event::Open) => break,
+            Some(Event::Error) => saw_error = true,
+            Some(Event::Close { code, .. }) => {
+                let after = if saw_error {
+                    " after an error event"
+                } else {
+                    ""
+                };
+                let _ = opened.send(Err(Error::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "the browser could not open a WebSocket to {} (closed with code \
+                         {code}{after}; browsers do not tell scripts why: unreachable, refused, \
+                         TLS or a refused upgrade)",
+                        dial.url
+                    ),
+                )));
+                return;
+            }
+            Some(Event::Timer(TimerKind::Dial)) => {
+                let _ = opened.send(Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the WebSocket to {} did not open within {:?}",
+                        dial.url, dial.timeout
+                    ),
+                )));
+                return;
+            }
+            Some(_) => {}
+        }
+    }
+    drop(dial_timer);
+    let protocol = socket.ws.protocol();
+    let subprotocol = (!protocol.is_empty()).then_some(protocol);
+    if opened.send(Ok(subprotocol)).is_err() {
+        return;
+    }
+    let mut driver = Driver {
+        socket,
+        shared,
+        tx,
+        outbound: VecDeque::new(),
+        drain_timer: None,
+        close_timer: None,
+        close_done: None,
+        closing: false,
+    };
+    loop {
+        let input = poll_fn(|cx| {
+            if let Poll::Ready(Some(ev)) = events.poll_next_unpin(cx) {
+                return Poll::Ready(Some(Input::Event(ev)));
+            }
+            cmds.poll_next_unpin(cx).map(|c| c.map(Input::Command))
+        })
+        .await;
+        let go_on = match input {
+            Some(Input::Event(ev)) => driver.on_event(ev),
+            Some(Input::Command(cmd)) => driver.on_command(cmd),
+            // The `Conn` was dropped.
+            None => driver.abort(),
+        };
+        if !go_on {
+            return;
+        }
+    }
+}
+
+enum Input {
+    Event(Event),
+    Command(Command),
+}
+
+/// The driver of an open connection.
+struct Driver<'a> {
+    socket: Socket,
+    shared: &'a Shared,
+    tx: mpsc::UnboundedSender<Event>,
+    /// Messages waiting for `bufferedAmount` to fall, with their writers' replies.
+    outbound: VecDeque<(Message, oneshot::Sender<Result<()>>)>,
+    drain_timer: Option<Timer>,
+    close_timer: Option<Timer>,
+    /// The reply to `close`, once it was called.
+    close_done: Option<oneshot::Sender<Result<()>>>,
+    /// The close handshake has started (by `close` or a failure).
+    closing: bool,
+}
+
+impl Driver<'_> {
+    /// Handles one event; `false` ends the driver.
+    fn on_event(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Message(Some(msg)) => {
+                if let Some(reason) = self.shared.push(msg) {
+                    self.start_close(1000, reason);
+                }
+            }
+            Event::Message(None) => {
+                self.shared.fail(Error::new(
+                    ErrorKind::Protocol,
+                    "the browser delivered a message that is neither text nor an ArrayBuffer; \
+                     closed with 1000 \"unsupported data\"",
+                ));
+                self.start_close(1000, "unsupported data");
+            }
+            Event::Close {
+                code,
+                reason,
+                clean,
+            } => {
+                self.shared.on_close(code, reason, clean);
+                self.fail_outbound();
+                if let Some(done) = self.close_done.take() {
+                    let _ = done.send(self.shared.close_result());
+                }
+                return false;
+            }
+            Event::Timer(TimerKind::Drain) => {
+                self.drain_timer = None;
+                self.flush(false);
+            }
+            Event::Timer(TimerKind::Close) => {
+                let timeout = self.shared.settings.close_timeout;
+                self.shared.finish("the connection was closed by this side");
+                self.fail_outbound();
+                if let Some(done) = self.close_done.take() {
+                    let _ = done.send(Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("the peer did not answer the close frame within {timeout:?}"),
+                    )));
+                }
+                return false;
+            }
+            Event::Open | Event::Error | Event::Timer(TimerKind::Dial) => {}
+        }
+        true
+    }
+
+    /// Handles one command; `false` ends the driver.
+    fn on_command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Send { msg, done } => {
+                if self.closing {
+                    let _ = done.send(Err(self.shared.write_error()));
+                } else {
+                    self.outbound.push_back((msg, done));
+                    self.flush(false);
+                }
+            }
+            Command::Close { code, reason, done } => {
+                if self.closing {
+                    // A failure already started closing; report it when the socket closes.
+                    self.close_done.get_or_insert(done);
+                } else {
+                    // Writes handed over before `close` still go out, ahead of the close frame.
+                    self.flush(true);
+                    self.close_done = Some(done);
+                    self.start_close(code, &reason);
+                }
+            }
+            Command::Fail { reason } => self.start_close(1000, reason),
+            Command::Abort => return self.abort(),
+        }
+        true
+    }
+
+    /// Closes the socket and stops; the close handshake finishes in the browser unattended.
+    fn abort(&mut self) -> bool {
+        self.fail_outbound();
+        self.socket.close(1000, "");
+        false
+    }
+
+    /// Sends a close frame (`code` is already browser-legal) and arms the close timeout.
+    fn start_close(&mut self, code: u16, reason: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.fail_outbound();
+        self.socket.close(code, reason);
+        let timeout = self.shared.settings.close_timeout;
+        self.close_timer = Timer::start(timeout, TimerKind::Close, &self.tx);
+    }
+
+    /// Hands queued messages to the browser while `bufferedAmount` is at or below the
+    /// high-water mark (always, if `ignore_mark`).
+    fn flush(&mut self, ignore_mark: bool) {
+        while !self.outbound.is_empty() {
+            match self.socket.ws.ready_state() {
+                WebSocket::OPEN => {}
+                // The `close` event is coming and will settle the queued writes.
+                WebSocket::CLOSING => return,
+                _ => return self.fail_outbound(),
+            }
+            let buffered = usize::try_from(self.socket.ws.buffered_amount()).unwrap_or(usize::MAX);
+            if !ignore_mark && buffered > self.shared.settings.high_water_mark {
+                if self.drain_timer.is_none() {
+                    self.drain_timer = Timer::start(DRAIN_POLL, TimerKind::Drain, &self.tx);
+                }
+                // Without a timer nothing would wake us: send rather than hang.
+                if self.drain_timer.is_some() {
+                    return;
+                }
+            }
+            let Some((msg, done)) = self.outbound.pop_front() else {
+                return;
+            };
+            let _ = done.send(self.socket.send(&msg));
+        }
+    }
+
+    /// Fails every write still waiting for the socket.
+    fn fail_outbound(&mut self) {
+        for (_, done) in self.outbound.drain(..) {
+            let _ = done.send(Err(self.shared.write_error()));
+        }
+        self.drain_timer = None;
+    }
+}
+
+/// The browser's `WebSocket` and the closures it calls, owned together.
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut(web_sys::Event)>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn open(
+        url: &str,
+        protocols: &[String],
+        events: &mpsc::UnboundedSender<Event>,
+    ) -> Result<Self> {
+        let ws = if protocols.is_empty() {
+            WebSocket::new(url)
+        } else {
+            let list = js_sys::Array::new();
+            for p in protocols {
+                list.push(&JsValue::from_str(p));
+            }
+            WebSocket::new_with_str_sequence(url, &list)
+        };
+        let ws = ws.map_err(|e| {
+            let text = js_text(&e);
+            // The browser throws a SyntaxError for URLs it will not open.
+            let kind = if text.starts_with("SyntaxError") {
+                ErrorKind::InvalidUrl
+            } else {
+                ErrorKind::Connect
+            };
+            Error::with_source(kind, format!("the browser refused to open {url}"), text)
+        })?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+
+        let tx = events.clone();
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            let _ = tx.unbounded_send(Event::Open);
+        });
+        let tx = events.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            let _ = tx.unbounded_send(Event::Message(decode(e.data())));
+        });
+        // The `error` event carries no detail by spec (it is a plain `Event`, never an
+        // `ErrorEvent`); the `close` event that follows says how the connection ended.
+        let tx = events.clone();
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            let _ = tx.unbounded_send(Event::Error);
+        });
+        let tx = events.clone();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+            let _ = tx.unbounded_send(Event::Close {
+                code: e.code(),
+                reason: e.reason(),
+                clean: e.was_clean(),
+            });
+        });
+        ws.set_onopen(Some(on_open.as_js_value().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_js_value().unchecked_ref()));
+        ws.set_onerror(Some(on_error.as_js_value().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_js_value().unchecked_ref()));
+        Ok(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_error: on_error,
+            _on_close: on_close,
+        })
+    }
+
+    fn send(&self, msg: &Message) -> Result<()> {
+        let sent = match msg {
+            Message::Text(t) => self.ws.send_with_str(t),
+            Message::Binary(b) => self.ws.send_with_u8_array(b),
+        };
+        sent.map_err(|e| {
+            Error::with_source(
+                ErrorKind::ConnectionLost,
+                "the browser refused to send the message",
+                js_text(&e),
+            )
+        })
+    }
+
+    /// Starts the browser's close handshake. Never throws: `code` is browser-legal and the
+    /// reason was checked, and an exception would only be swallowed anyway.
+    fn close(&self, code: u16, reason: &str) {
+        if self.ws.close_with_code_and_reason(code, reason).is_err() {
+            let _ = self.ws.close();
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // Unset the handlers before the closures are dropped (right after this function), so
+        // the browser never calls into a freed closure.
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onerror(None);
+        self.ws.set_onclose(None);
+        match self.ws.ready_state() {
+            WebSocket::CONNECTING | WebSocket::OPEN => self.close(1000, ""),
+            _ => {}
+        }
+    }
+}
+
+/// Converts a `message` event's data: a string is text, an `ArrayBuffer` binary.
+fn decode(data: JsValue) -> Option<Message> {
+    if let Some(text) = data.as_string() {
+        return Some(Message::Text(text));
+    }
+    let buf = data.dyn_into::<js_sys::ArrayBuffer>().ok()?;
+    Some(Message::Binary(Bytes::from(
+        js_sys::Uint8Array::new(&buf).to_vec(),
+    )))
+}
+
+/// A JavaScript exception as text: `JsValue` is not `Send`, so errors carry its text as their
+/// `source`.
+fn js_text(v: &JsValue) -> String {
+    if let Some(e) = v.dyn_ref::<js_sys::Error>() {
+        format!("{}: {}", String::from(e.name()), String::from(e.message()))
+    } else if let Some(s) = v.as_string() {
+        s
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// A `setTimeout` that posts `kind` to the driver; cleared and released on drop.
+struct Timer {
+    handle: JsValue,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    /// Returns `None` if the timer could not be set (no `setTimeout` in this global scope).
+    fn start(
+        after: Duration,
+        kind: TimerKind,
+        events: &mpsc::UnboundedSender<Event>,
+    ) -> Option<Self> {
+        let tx = events.clone();
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            let _ = tx.unbounded_send(Event::Timer(kind));
+        });
+        // Browsers treat delays above i32::MAX ms as 0: clamp instead.
+        let ms = i32::try_from(after.as_millis()).unwrap_or(i32::MAX);
+        let handle = set_timeout(callback.as_js_value().unchecked_ref(), ms).ok()?;
+        Some(Timer {
+            handle,
+            _callback: callback,
+        })
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.handle);
+    }
+}

@@ -1,0 +1,55 @@
+//! The browser backend: the shared `Conn` over the browser's `WebSocket` (web-sys).
+//!
+//! # Design: a `Send + Sync` handle and a local driver task
+//!
+//! JavaScript objects (`WebSocket`, `JsValue`, `Closure`) are `!Send`, yet shared code keeps a
+//! `Conn` behind `Send` bounds. Instead of faking `Send` (`unsafe impl Send` is unsound,
+//! `SendWrapper` panics when touched from another thread), the connection is split in two:
+//!
+//! - the **driver** (`driver.rs`): one task per connection, started with
+//!   `wasm_bindgen_futures::spawn_local`. It alone owns the `WebSocket`, the four event
+//!   handler `Closure`s and the `setTimeout` timers. The handlers do nothing but push an event
+//!   into a channel the driver reads, so no JS object ever leaves the driver.
+//! - the **handle** (`conn.rs`): the backend `Conn` holds only `Send + Sync` things: an
+//!   `Arc<Shared>` (a std `Mutex` around the inbound queue and the connection's state, and
+//!   atomics), the sending half of a `futures-channel` command channel, and async mutexes
+//!   from `futures-util`. Every future a `Conn` method returns awaits only those (channel
+//!   receivers, mutex guards), so the futures are `Send` too, and the compiler checks it:
+//!   `conn.rs` asserts `Conn: Send + Sync` for every target.
+//!
+//! On `wasm32-unknown-unknown` without threads there is one thread, so moving the handle to
+//! "another thread" never happens in practice; the point is that the types are honestly
+//! `Send`, and would stay sound if they ever were moved.
+//!
+//! # Data flow
+//!
+//! - **Reading**: `onmessage` converts the event's data (a string, or an `ArrayBuffer`, since
+//!   `binaryType` is always `"arraybuffer"`, never a `Blob`) into a `Message`; the driver
+//!   appends it to the inbound queue in `Shared` and wakes the reader. `read` pops under the
+//!   lock within one `poll`, so dropping a `read` loses nothing. The read limit is checked when
+//!   the message is popped (the browser has already received it whole); a message over it
+//!   fails the connection. The queue is bounded (see `INBOUND_QUEUE_MIN`).
+//! - **Writing**: `write` takes the message-level write lock and sends a command with a
+//!   `oneshot` reply; the driver hands the message to `WebSocket.send` once `bufferedAmount`
+//!   is at or below the high-water mark (re-checked every `DRAIN_POLL` by `setTimeout`, since
+//!   the browser has no drain event) and replies. A dropped `write` leaves its message queued
+//!   whole in the driver, which still sends it.
+//! - **Closing**: `close` sends a command; the driver calls `close(code, reason)` (codes the
+//!   browser refuses are mapped to 1000 beforehand, so it never throws; an exception would be
+//!   ignored anyway) and waits for the `close` event, bounded by the close timeout.
+//!
+//! # Ownership of closures
+//!
+//! No `Closure::forget`. The driver's `Socket` owns the four handler closures; its `Drop`
+//! unsets `onopen`/`onmessage`/`onerror`/`onclose` first (so the browser cannot call into
+//! freed closures), closes the socket if it is still connecting or open, and then drops the
+//! closures. A `Timer` owns its closure and calls `clearTimeout` on drop. The driver ends, and
+//! releases all of it, when the socket closes, when `close_now` is called, when the `Conn`
+//! is dropped (its command channel closes), or when a pending dial future is dropped (the
+//! driver watches the dial's `oneshot` for cancellation). Events queued in a channel after
+//! that find no receiver and are dropped: callbacks after drop do nothing.
+
+mod conn;
+mod driver;
+
+pub(crate) use conn::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};
