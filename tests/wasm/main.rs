@@ -1,1 +1,432 @@
-//! placeholder
+//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (writer buffering, read limit after the full read, close-code mapping, backpressure, inbound bound, dial drop and timeout, memory over many connections, `Send`).
+#![cfg(target_arch = "wasm32")]
+#![allow(unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use futures_util::io::AsyncWriteExt;
+use isosock::{dial, Conn, DialOptions, ErrorKind, Message, MessageType, StatusCode};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// The echo server's URL, baked in at compile time (a page has no environment).
+fn echo_url() -> &'static str {
+    match option_env!("ISOSOCK_ECHO_URL") {
+        Some(url) => url,
+        None => panic!(
+            "ISOSOCK_ECHO_URL was not set when the wasm tests were compiled: start \
+             `cargo run --example echo_server -- 0`, then build with \
+             ISOSOCK_ECHO_URL=ws://127.0.0.1:PORT (scripts/test-wasm.sh does both)"
+        ),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+}
+
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        set_timeout(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// The size of the wasm linear memory in bytes (it only ever grows).
+fn wasm_memory_bytes() -> u32 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    let buffer: js_sys::ArrayBuffer = memory.buffer().unchecked_into();
+    buffer.byte_length()
+}
+
+fn log(text: &str) {
+    wasm_bindgen_test::console_log!("{text}");
+}
+
+async fn open_with(opts: DialOptions) -> Conn {
+    match dial(echo_url(), &opts).await {
+        Ok((conn, _)) => conn,
+        Err(e) => panic!("dial {}: {e:?}", echo_url()),
+    }
+}
+
+/// Waits (up to 10 s) until the connection has seen the peer's close frame.
+async fn wait_for_peer_close(conn: &Conn) -> isosock::CloseFrame {
+    for _ in 0..1000 {
+        if let Some(frame) = conn.peer_close_frame() {
+            return frame;
+        }
+        sleep(10).await;
+    }
+    panic!("the peer's close frame never arrived");
+}
+
+// ---- the shared scenarios ------------------------------------------------------------------
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        #[wasm_bindgen_test]
+        async fn $name() {
+            common::$name(echo_url()).await;
+        }
+    )*};
+}
+
+scenarios!(
+    echo_text,
+    echo_binary,
+    echo_empty,
+    echo_large,
+    streaming_writer_and_reader,
+    concurrent_writers,
+    peer_close_code_reaches_reader,
+    peer_normal_closure,
+    client_close_handshake,
+    close_while_reading,
+    close_arguments_validated,
+    read_limit_enforced,
+    set_read_limit_lowers,
+    // `subprotocol_negotiated` is replaced by `subprotocols_in_the_browser` below: Chromium
+    // fails a dial that offered subprotocols when the server picks none.
+    invalid_subprotocol_rejected,
+    close_now_is_final,
+    close_read_sees_peer_close,
+);
+
+#[wasm_bindgen_test]
+async fn bad_urls_rejected() {
+    common::bad_urls_rejected().await;
+}
+
+#[wasm_bindgen_test]
+async fn refused_connection() {
+    common::refused_connection().await;
+}
+
+// ---- browser-only ---------------------------------------------------------------------------
+
+/// The server picks the first of its protocols that we offer. When it picks none of the
+/// offered ones, Chromium fails the handshake ("Sent non-empty 'Sec-WebSocket-Protocol' header
+/// but no response was received"), which natively (and in Firefox) is a successful dial
+/// without a subprotocol.
+#[wasm_bindgen_test]
+async fn subprotocols_in_the_browser() {
+    let (conn, resp) = dial(
+        echo_url(),
+        &DialOptions::new().subprotocols(["nope.v9", "chat.v1"]),
+    )
+    .await
+    .expect("dial");
+    assert_eq!(conn.subprotocol(), Some("chat.v1"));
+    assert_eq!(resp.subprotocol(), Some("chat.v1"));
+    conn.write("!subprotocol").await.expect("write");
+    assert_eq!(conn.read().await.expect("read"), Message::text("chat.v1"));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+
+    let (conn, _) = dial(echo_url(), &DialOptions::new()).await.expect("dial");
+    assert_eq!(conn.subprotocol(), None, "none offered, none selected");
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+
+    match dial(echo_url(), &DialOptions::new().subprotocols(["nope.v9"])).await {
+        Ok((conn, _)) => assert_eq!(conn.subprotocol(), None),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Connect, "{e:?}"),
+    }
+}
+
+/// The browser writer buffers: pieces written through `writer` arrive as exactly one message.
+#[wasm_bindgen_test]
+async fn writer_buffers_into_one_message() {
+    let conn = open_with(DialOptions::new()).await;
+    let mut w = conn.writer(MessageType::Binary).await.expect("writer");
+    for i in 0..10u8 {
+        w.write_all(&[i; 1000]).await.expect("write piece");
+    }
+    w.finish().await.expect("finish");
+    conn.write("after").await.expect("write");
+    let got = conn.read().await.expect("read");
+    assert_eq!(got.message_type(), MessageType::Binary);
+    assert_eq!(
+        got.len(),
+        10_000,
+        "the pieces did not arrive as one message"
+    );
+    for (i, chunk) in got.as_bytes().chunks(1000).enumerate() {
+        assert!(
+            chunk.iter().all(|&b| usize::from(b) == i),
+            "piece {i} corrupted"
+        );
+    }
+    // Nothing else was sent between the message and the next write.
+    assert_eq!(conn.read().await.expect("read"), Message::text("after"));
+
+    // A dropped, unfinished writer sends nothing.
+    let w = conn.writer(MessageType::Text).await.expect("writer");
+    drop(w);
+    conn.write("next").await.expect("write");
+    assert_eq!(conn.read().await.expect("read"), Message::text("next"));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// The read limit applies after the whole message arrived: the read fails with MessageTooBig,
+/// and the socket is closed with the browser-legal 1000 "message too big" (the server echoes
+/// it back, which proves it went out).
+#[wasm_bindgen_test]
+async fn read_limit_after_full_read_closes_the_socket() {
+    let conn = open_with(DialOptions::new().read_limit(1000)).await;
+    conn.write("!big 5000").await.expect("write");
+    let err = conn.read().await.expect_err("over the limit");
+    assert_eq!(err.kind(), ErrorKind::MessageTooBig, "{err:?}");
+    let again = conn.read().await.expect_err("still failed");
+    assert_eq!(again.kind(), ErrorKind::MessageTooBig);
+    let err = conn
+        .write("late")
+        .await
+        .expect_err("write after the failure");
+    assert_eq!(err.kind(), ErrorKind::AlreadyClosed, "{err:?}");
+    let frame = wait_for_peer_close(&conn).await;
+    assert_eq!(frame.code, StatusCode::NORMAL_CLOSURE);
+    assert_eq!(frame.reason, "message too big");
+    // The connection is over: close_read resolves at once with the failure.
+    let end = conn.close_read().await;
+    assert_eq!(end.kind(), ErrorKind::MessageTooBig);
+}
+
+/// Codes the browser refuses from scripts are sent as 1000 with the same reason: `close` does
+/// not throw or fail, and the echo server answers with the code it received.
+#[wasm_bindgen_test]
+async fn close_codes_are_mapped_for_the_browser() {
+    for code in [
+        1001u16, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+    ] {
+        let conn = open_with(DialOptions::new()).await;
+        let reason = format!("was {code}");
+        conn.close(StatusCode::from(code), &reason)
+            .await
+            .unwrap_or_else(|e| panic!("close({code}) failed: {e:?}"));
+        let frame = conn.peer_close_frame().expect("the server answered");
+        assert_eq!(frame.code, StatusCode::NORMAL_CLOSURE, "code {code}");
+        assert_eq!(frame.reason, reason);
+    }
+    // Codes the browser allows go out unchanged.
+    let conn = open_with(DialOptions::new()).await;
+    conn.close(StatusCode::from(4999), "kept")
+        .await
+        .expect("close");
+    assert_eq!(conn.peer_close_frame().map(|f| f.code.as_u16()), Some(4999));
+}
+
+/// `close_now` closes with 1000 and never fails, even twice or after `close`.
+#[wasm_bindgen_test]
+async fn close_now_never_throws() {
+    let conn = open_with(DialOptions::new()).await;
+    conn.close(StatusCode::GOING_AWAY, "bye")
+        .await
+        .expect("close");
+    conn.close_now();
+    conn.close_now();
+    let conn = open_with(DialOptions::new()).await;
+    conn.close_now();
+    let err = conn
+        .close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect_err("closed");
+    assert_eq!(err.kind(), ErrorKind::AlreadyClosed);
+}
+
+/// A producer writing 64 MiB in 1 MiB messages with a 64 KiB high-water mark is held back by
+/// the network: when write k completes, the echoes of all but a bounded number of the earlier
+/// messages have come back. Without backpressure every write would complete at once (the
+/// browser's `send` never blocks) before a single echo arrived, and this fails.
+#[wasm_bindgen_test]
+async fn backpressure_holds_a_fast_producer() {
+    const MESSAGES: usize = 64;
+    const SIZE: usize = 1 << 20;
+    // In flight: the browser's buffer (the mark plus one message), Chromium's network
+    // service, loopback socket buffers and the server. Typically 2-3 messages; without
+    // backpressure it is all 64.
+    const SLACK: usize = 16;
+    let conn = open_with(
+        DialOptions::new()
+            .read_limit(2 << 20)
+            .write_high_water_mark(64 << 10),
+    )
+    .await;
+    let echoed = Cell::new(0usize);
+    let mut worst = 0usize;
+    let memory_before = wasm_memory_bytes();
+    let writer = async {
+        let data = bytes::Bytes::from(common::pattern(SIZE));
+        for k in 1..=MESSAGES {
+            conn.write(data.clone()).await.expect("write");
+            let behind = k - echoed.get();
+            worst = worst.max(behind);
+            assert!(
+                behind <= SLACK,
+                "write {k} completed with only {} echoes back: writes are not held back",
+                echoed.get()
+            );
+        }
+    };
+    let reader = async {
+        for _ in 0..MESSAGES {
+            let msg = conn.read().await.expect("read echo");
+            assert_eq!(msg.len(), SIZE);
+            echoed.set(echoed.get() + 1);
+        }
+    };
+    futures_util::join!(writer, reader);
+    let memory_after = wasm_memory_bytes();
+    log(&format!(
+        "backpressure: at most {worst} of {MESSAGES} messages in flight when a write \
+         completed (bound {SLACK}); wasm memory {memory_before} -> {memory_after} bytes"
+    ));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// The browser cannot pause a socket: unread messages beyond the inbound bound
+/// (max(16 MiB, 4 x read limit)) close the connection with 1000 "reader too slow".
+#[wasm_bindgen_test]
+async fn inbound_queue_is_bounded() {
+    let conn = open_with(DialOptions::new().read_limit(1 << 20)).await;
+    for _ in 0..20 {
+        conn.write("!big 1048576").await.expect("write");
+    }
+    // Read nothing while 20 MiB arrive.
+    let frame = wait_for_peer_close(&conn).await;
+    assert_eq!(frame.code, StatusCode::NORMAL_CLOSURE);
+    assert_eq!(frame.reason, "reader too slow");
+    let err = conn.read().await.expect_err("the queue overflowed");
+    assert_eq!(err.kind(), ErrorKind::MessageTooBig, "{err:?}");
+    assert!(err.to_string().contains("too slow"), "{err}");
+}
+
+/// The browser's `error` event has no detail: the failure says which close code followed.
+#[wasm_bindgen_test]
+async fn refused_connection_reports_the_close_code() {
+    let err = dial("ws://127.0.0.1:1/", &DialOptions::new())
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
+    assert!(err.to_string().contains("1006"), "{err}");
+}
+
+/// A dial timeout shorter than any round trip fails with Timeout (and a socket that opens
+/// anyway is simply a successful dial).
+#[wasm_bindgen_test]
+async fn dial_timeout() {
+    let mut timeouts = 0;
+    for _ in 0..5 {
+        match dial(echo_url(), &DialOptions::new().timeout(Duration::ZERO)).await {
+            Err(e) if e.kind() == ErrorKind::Timeout => timeouts += 1,
+            Err(e) => panic!("unexpected dial error: {e:?}"),
+            Ok((conn, _)) => conn.close_now(),
+        }
+    }
+    assert!(timeouts > 0, "a zero dial timeout never fired");
+}
+
+/// Dropping a dial future mid-dial closes its socket and leaves nothing behind: no panic, and
+/// later dials work.
+#[wasm_bindgen_test]
+async fn drop_during_dial() {
+    for _ in 0..50 {
+        let opts = DialOptions::new();
+        let mut fut = Box::pin(dial(echo_url(), &opts));
+        // Poll once so the socket is created and connecting, then drop the future.
+        assert!(futures_util::poll!(fut.as_mut()).is_pending());
+        drop(fut);
+    }
+    // Let the browser deliver whatever events the abandoned sockets still had.
+    sleep(100).await;
+    let conn = open_with(DialOptions::new()).await;
+    conn.write("alive").await.expect("write");
+    assert_eq!(conn.read().await.expect("read"), Message::text("alive"));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// 500 connect/use/drop cycles (dropped, close_now, close) leave the wasm memory where it was:
+/// every closure and driver task is released.
+#[wasm_bindgen_test]
+async fn many_connections_do_not_grow_memory() {
+    async fn cycle(i: usize) {
+        let conn = open_with(DialOptions::new()).await;
+        conn.write(format!("cycle {i}")).await.expect("write");
+        assert!(conn.read().await.is_ok());
+        match i % 4 {
+            0 => drop(conn),
+            1 => conn.close_now(),
+            2 => conn
+                .close(StatusCode::NORMAL_CLOSURE, "")
+                .await
+                .expect("close"),
+            _ => {
+                // A dial dropped while pending.
+                drop(conn);
+                let opts = DialOptions::new();
+                let mut fut = Box::pin(dial(echo_url(), &opts));
+                assert!(futures_util::poll!(fut.as_mut()).is_pending());
+            }
+        }
+    }
+    for i in 0..20 {
+        cycle(i).await;
+    }
+    sleep(100).await;
+    const CYCLES: usize = 500;
+    let before = wasm_memory_bytes();
+    for i in 0..CYCLES {
+        cycle(i).await;
+    }
+    sleep(100).await;
+    let after = wasm_memory_bytes();
+    let growth = after.saturating_sub(before);
+    log(&format!(
+        "memory: {CYCLES} connect/drop cycles: wasm memory {before} -> {after} bytes (+{growth})"
+    ));
+    // A leak of ~300 bytes per connection (yawc's closure leak) would cost 150 KB here; allow
+    // one 64 KiB page of allocator noise.
+    assert!(growth <= 64 << 10, "wasm memory grew by {growth} bytes");
+}
+
+/// `Conn` and the futures of its methods are `Send` on wasm too (checked by the compiler; the
+/// body only has to build).
+#[wasm_bindgen_test]
+fn conn_and_its_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Conn>();
+    send_sync::<isosock::Reader>();
+    send_sync::<isosock::Writer<'static>>();
+    send_sync::<isosock::Error>();
+    fn futures(conn: &Conn) {
+        send(&conn.read());
+        send(&conn.reader());
+        send(&conn.write("x"));
+        send(&conn.writer(MessageType::Text));
+        send(&conn.close(StatusCode::NORMAL_CLOSURE, ""));
+        send(&conn.close_read());
+    }
+    let _ = futures;
+    let opts = DialOptions::new();
+    send(&dial("ws://127.0.0.1:1", &opts));
+}
