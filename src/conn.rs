@@ -30,8 +30,11 @@ use crate::message::{Message, MessageType};
 /// connection. Dropping a `Conn` closes it at once without a close handshake, like
 /// [`close_now`](Conn::close_now).
 ///
-/// `Conn` is `Send + Sync` on every target (checked at compile time), so code that keeps it
-/// behind a `Send` bound compiles for native and wasm alike.
+/// `Conn` is `Send + Sync` on every target (checked at compile time), and so are the futures
+/// its methods return, so code that keeps it behind a `Send` bound compiles for native and
+/// wasm alike. In the browser this holds without `unsafe impl Send` or `SendWrapper`: the
+/// `WebSocket` and its JS callbacks live in a task on the page's event loop, and the `Conn`
+/// talks to that task through channels.
 ///
 /// # Examples
 ///
@@ -83,7 +86,8 @@ impl Conn {
     /// - [`ErrorKind::Closed`]: the peer closed the connection; [`crate::close_status`] and
     ///   [`Error::close_frame`] give its code and reason. Every later read returns it again.
     /// - [`ErrorKind::MessageTooBig`]: the message exceeded the read limit; the connection was
-    ///   closed with 1009.
+    ///   closed with 1009 (in the browser: 1000 "message too big"). In the browser also when
+    ///   unread messages exceeded the inbound bound (see below).
     /// - [`ErrorKind::InvalidData`]: a text message was not UTF-8; closed with 1007.
     /// - [`ErrorKind::Protocol`]: the peer broke RFC 6455; closed with 1002.
     /// - [`ErrorKind::ConnectionLost`]: the transport ended without a close frame.
@@ -99,6 +103,13 @@ impl Conn {
     ///
     /// Natively the read limit is enforced while the frames arrive. In the browser the whole
     /// message has already arrived when the limit is checked.
+    ///
+    /// The browser cannot pause a `WebSocket`: messages arrive whether or not anything reads,
+    /// and wait in memory. Unread messages may take up to 16 MiB or four times the read limit,
+    /// whichever is larger (each message counted as its length plus 64 bytes); one more
+    /// message closes the connection with 1000 "reader too slow", drops the unread messages,
+    /// and fails the next read with [`ErrorKind::MessageTooBig`]. Natively nothing is read
+    /// ahead: TCP holds the peer back instead.
     pub async fn read(&self) -> Result<Message> {
         self.inner.read().await
     }
@@ -230,12 +241,13 @@ impl Conn {
     /// connection closes.
     ///
     /// A data message arriving after this call closes the connection with 1008 (policy
-    /// violation). The returned [`Closed`] resolves to the error a `read` would have returned
+    /// violation; in the browser 1000 "unexpected data message") and makes it fail with
+    /// [`ErrorKind::Protocol`]. The returned [`Closed`] resolves to the error a `read` would have returned
     /// (for a clean close, kind [`ErrorKind::Closed`] with the peer's close frame). Later
     /// `read` calls return that error too.
     ///
     /// Natively the background reader is a tokio task (a tokio runtime must be running); in
-    /// the browser it is a task on the page's event loop.
+    /// the browser the connection's task on the page's event loop does the discarding.
     pub fn close_read(&self) -> Closed {
         Closed {
             inner: self.inner.close_read(),
@@ -271,12 +283,18 @@ impl Conn {
     /// [`ErrorKind::MessageTooBig`]. The default is 32 KiB, or what
     /// [`DialOptions::read_limit`](crate::DialOptions::read_limit) set.
     ///
+    /// Browsers refuse to let scripts close with 1009, so the browser backend closes with
+    /// 1000 and the reason "message too big" instead (the same rule as for
+    /// [`close`](Conn::close): codes the browser refuses become 1000, reason kept).
+    ///
     /// # Platform notes
     ///
     /// Natively the frame parser's memory bound is fixed when the connection opens (the
     /// dial or accept option); a later `set_read_limit` can lower the limit freely but raise
     /// it only up to that bound. Set the largest limit you need in the options. In the
-    /// browser any value applies, checked after the whole message arrived.
+    /// browser any value applies, checked when `read` takes the message (the browser has
+    /// received it whole by then), and the connection is closed with 1000
+    /// "message too big".
     pub fn set_read_limit(&self, bytes: usize) {
         self.inner.set_read_limit(bytes);
     }

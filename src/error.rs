@@ -48,12 +48,15 @@ pub enum ErrorKind {
     /// The connection ended without a close handshake: reset, EOF, or an I/O error
     /// (close code 1006, "abnormal closure").
     ConnectionLost,
-    /// A received message exceeded the read limit; the connection was closed with 1009.
+    /// A received message exceeded the read limit; the connection was closed with 1009 (in the
+    /// browser, which refuses 1009: 1000 "message too big"). In the browser also: unread
+    /// messages exceeded the inbound bound (closed with 1000 "reader too slow").
     MessageTooBig,
     /// A received text message was not valid UTF-8; the connection was closed with 1007.
     InvalidData,
     /// The peer violated RFC 6455 (bad framing, masking, opcodes, or a data message after
-    /// `close_read`); the connection was closed with 1002 (or 1008 after `close_read`).
+    /// `close_read`); the connection was closed with 1002 (or 1008 after `close_read`; 1000
+    /// in the browser, which refuses both).
     Protocol,
 }
 

@@ -1,7 +1,7 @@
 //! # isosock
 //!
 //! One WebSocket API for Rust that compiles to two backends: natively it runs on tokio and
-//! tokio-tungstenite (client [`dial`] and server [`accept`]); on `wasm32-unknown-unknown` it
+//! tokio-tungstenite (client [`dial`] and server `accept`); on `wasm32-unknown-unknown` it
 //! wraps the browser's `WebSocket`. The same application code dials, reads, writes and closes
 //! the same way on both. The design follows Go's `coder/websocket` (formerly
 //! `nhooyr.io/websocket`).
@@ -26,8 +26,9 @@
 //!   [`ErrorKind::Closed`]; [`close_status`] extracts its code.
 //! - Close codes and reasons are validated before anything is sent ([`StatusCode::is_sendable`],
 //!   at most 123 bytes of reason), so both targets fail the same way.
-//! - Messages over the read limit (default 32 KiB) close the connection with 1009 and fail
-//!   the read with [`ErrorKind::MessageTooBig`].
+//! - Messages over the read limit (default 32 KiB) close the connection with 1009 (1000
+//!   "message too big" in the browser) and fail the read with [`ErrorKind::MessageTooBig`].
+//! - [`Conn`], [`Reader`], [`Writer`] and the futures of `Conn`'s methods are `Send`.
 //! - `read` is cancel-safe: dropping it in `select!` loses nothing.
 //!
 //! ## Limits and their defaults
@@ -39,6 +40,8 @@
 //! | close handshake, each half | 5 s | [`DialOptions::close_timeout`], `AcceptOptions::close_timeout` |
 //! | upgrade request head read by `accept` | 16 KiB, 64 headers, 10 s | `AcceptOptions::handshake_timeout` |
 //! | streaming writer frame size (native) | 16 KiB | fixed |
+//! | browser send buffer before `write` waits (`bufferedAmount`) | 1 MiB | [`DialOptions::write_high_water_mark`] |
+//! | unread messages held in the browser | max(16 MiB, 4 × read limit) | the read limit |
 //! | refused handshake body kept in the error | 1 KiB | fixed ([`HTTP_BODY_PREFIX`]) |
 //!
 //! ## Platform differences
@@ -48,22 +51,41 @@
 //! - **`accept`, `accept_http`, `AcceptOptions`**: native only (a page cannot be a server);
 //!   not compiled for wasm.
 //! - **`Conn::ping`**: native only; browsers answer pings themselves and cannot send them.
-//! - **HTTP headers and TLS settings on dial** ([`DialOptions::header`],
-//!   [`DialOptions::tls_config`], [`Response::headers`]): native only; the browser API has
+//! - **HTTP headers and TLS settings on dial** (`DialOptions::header`,
+//!   `DialOptions::tls_config`, `Response::headers`): native only; the browser API has
 //!   none. Carry a browser's credentials in a subprotocol or the query string.
 //! - **Streaming writer** ([`Conn::writer`]): natively a frame goes out per 16 KiB; in the
 //!   browser the message is buffered in memory and sent whole on finish.
 //! - **Read limit**: natively enforced while frames arrive, with the dial/accept option as
 //!   the parser's fixed memory bound ([`Conn::set_read_limit`] can only lower it); in the
-//!   browser enforced after the whole message arrived, at any value.
+//!   browser enforced after the whole message arrived, at any value. A message over it closes
+//!   with 1009 natively, and with 1000 "message too big" in the browser (which refuses 1009).
+//! - **Reading ahead**: natively nothing is read before `read` asks, so TCP holds a fast peer
+//!   back. The browser cannot pause a socket: it queues messages in memory, up to 16 MiB or
+//!   four times the read limit, whichever is larger; beyond that the connection is closed
+//!   with 1000 "reader too slow" and the next read fails with [`ErrorKind::MessageTooBig`].
+//! - **Write backpressure**: a native `write` completes once the socket took the message. In
+//!   the browser, `write` waits while the socket's `bufferedAmount` is above
+//!   [`DialOptions::write_high_water_mark`] (default 1 MiB), re-checked every 5 ms since the
+//!   browser has no drain event; natively that option has no effect.
 //! - **Handshake failures**: natively a refused upgrade is [`ErrorKind::Handshake`] with the
-//!   HTTP status and body; the browser reveals nothing, so every failure before open is
-//!   [`ErrorKind::Connect`].
+//!   HTTP status and body; the browser reveals nothing (its `error` event carries no detail),
+//!   so every failure before open is [`ErrorKind::Connect`], with the close code that
+//!   followed (1006) in the message.
+//! - **Subprotocols the server does not pick**: natively (and in Firefox) a dial that offered
+//!   subprotocols succeeds with [`Conn::subprotocol`] `None` when the server selects none;
+//!   Chromium fails such a handshake, so the dial fails with [`ErrorKind::Connect`].
 //! - **Handshake response**: natively status and headers; in the browser only the
 //!   negotiated subprotocol.
 //! - **Close codes**: the browser lets scripts send only 1000 and 3000–4999; the browser
 //!   backend sends the other sendable codes (1001–1003, 1007–1014) as 1000 with the same
-//!   reason. Natively every sendable code goes out as given.
+//!   reason, for [`Conn::close`] and for the closes isosock starts itself (read limit:
+//!   "message too big", data after [`Conn::close_read`]: "unexpected data message").
+//!   [`Conn::close_now`] and dropping a `Conn` close with 1000. Natively every sendable code
+//!   goes out as given. `close` never throws in the browser.
+//! - **Close timeout**: natively each half of the close handshake has its own
+//!   [`DialOptions::close_timeout`]; the browser runs the handshake itself, so the timeout
+//!   bounds the wait for its `close` event once.
 //! - **permessage-deflate**: not offered natively (tungstenite cannot decompress); browsers
 //!   negotiate it themselves.
 //! - **Cargo features** `webpki-roots`, `native-roots` and `hyper` only affect native builds.
