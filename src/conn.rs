@@ -242,8 +242,8 @@ impl Conn {
     ///
     /// A data message arriving after this call closes the connection with 1008 (policy
     /// violation; in the browser 1000 "unexpected data message") and makes it fail with
-    /// [`ErrorKind::Protocol`]. The returned [`Closed`] resolves to the error a `read` would have returned
-    /// (for a clean close, kind [`ErrorKind::Closed`] with the peer's close frame). Later
+    /// [`ErrorKind::Protocol`]. The returned [`Closed`] resolves to the error a `read` would
+    /// have returned (for a clean close, kind [`ErrorKind::Closed`] with the peer's close frame). Later
     /// `read` calls return that error too.
     ///
     /// Natively the background reader is a tokio task (a tokio runtime must be running); in
