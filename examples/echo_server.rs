@@ -12,83 +12,101 @@
 //! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
 //! allows any origin (it holds no secrets; pages of any port may connect).
 
-use std::time::Duration;
+// Native only: `cargo test --target wasm32-unknown-unknown` builds the examples too.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
 
-use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode};
-use tokio::net::TcpListener;
-
-#[allow(dead_code)] // the tests include this file as a module and use only `serve`
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::args().nth(1) {
-        Some(p) => p.parse().map_err(|_| format!("not a port number: {p:?}"))?,
-        None => 9001,
-    };
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on ws://{}", listener.local_addr()?);
-    serve(listener).await?;
-    Ok(())
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)] // unused where the tests include this file as a module
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    native::run()
 }
 
-/// The options the echo server accepts with.
-pub fn options() -> AcceptOptions {
-    AcceptOptions::new()
-        .subprotocols(["echo.v1", "chat.v1"])
-        .read_limit(16 << 20)
-        .insecure_skip_verify(true)
-        .handshake_timeout(Duration::from_secs(10))
-}
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(unused_imports)]
+pub use native::*;
 
-/// Accepts connections on `listener` forever, echoing on each.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
-    let opts = options();
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        let opts = opts.clone();
-        tokio::spawn(async move {
-            match accept(tcp, &opts).await {
-                Ok(conn) => {
-                    if let Err(e) = echo(&conn).await {
-                        eprintln!("{peer}: {e}");
-                    }
-                }
-                Err(e) => eprintln!("{peer}: handshake: {e}"),
-            }
-        });
-    }
-}
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)] // the native tests include this file as a module and use parts of it
+mod native {
+    use std::time::Duration;
 
-/// Echoes messages on `conn` until it closes, obeying the `!` commands.
-pub async fn echo(conn: &Conn) -> isosock::Result<()> {
-    loop {
-        let msg = match conn.read().await {
-            Ok(m) => m,
-            // A clean close by the client is the normal end of a session.
-            Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
-            Err(e) => return Err(e),
+    use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode};
+    use tokio::net::TcpListener;
+
+    /// The example's entry point.
+    #[tokio::main]
+    pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+        let port: u16 = match std::env::args().nth(1) {
+            Some(p) => p.parse().map_err(|_| format!("not a port number: {p:?}"))?,
+            None => 9001,
         };
-        if let Some(cmd) = msg.as_text().and_then(|t| t.strip_prefix('!')) {
-            let mut parts = cmd.splitn(3, ' ');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("close"), Some(code), reason) => {
-                    let code = code.parse::<u16>().unwrap_or(1000);
-                    return conn
-                        .close(StatusCode::from(code), reason.unwrap_or(""))
-                        .await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        println!("listening on ws://{}", listener.local_addr()?);
+        serve(listener).await?;
+        Ok(())
+    }
+
+    /// The options the echo server accepts with.
+    pub fn options() -> AcceptOptions {
+        AcceptOptions::new()
+            .subprotocols(["echo.v1", "chat.v1"])
+            .read_limit(16 << 20)
+            .insecure_skip_verify(true)
+            .handshake_timeout(Duration::from_secs(10))
+    }
+
+    /// Accepts connections on `listener` forever, echoing on each.
+    pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+        let opts = options();
+        loop {
+            let (tcp, peer) = listener.accept().await?;
+            let opts = opts.clone();
+            tokio::spawn(async move {
+                match accept(tcp, &opts).await {
+                    Ok(conn) => {
+                        if let Err(e) = echo(&conn).await {
+                            eprintln!("{peer}: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("{peer}: handshake: {e}"),
                 }
-                (Some("big"), Some(n), _) => {
-                    let n = n.parse::<usize>().unwrap_or(0).min(64 << 20);
-                    conn.write(Message::binary(vec![0xAB; n])).await?;
-                    continue;
-                }
-                (Some("subprotocol"), _, _) => {
-                    conn.write(conn.subprotocol().unwrap_or("none").to_owned())
-                        .await?;
-                    continue;
-                }
-                _ => {}
-            }
+            });
         }
-        conn.write(msg).await?;
+    }
+
+    /// Echoes messages on `conn` until it closes, obeying the `!` commands.
+    pub async fn echo(conn: &Conn) -> isosock::Result<()> {
+        loop {
+            let msg = match conn.read().await {
+                Ok(m) => m,
+                // A clean close by the client is the normal end of a session.
+                Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if let Some(cmd) = msg.as_text().and_then(|t| t.strip_prefix('!')) {
+                let mut parts = cmd.splitn(3, ' ');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some("close"), Some(code), reason) => {
+                        let code = code.parse::<u16>().unwrap_or(1000);
+                        return conn
+                            .close(StatusCode::from(code), reason.unwrap_or(""))
+                            .await;
+                    }
+                    (Some("big"), Some(n), _) => {
+                        let n = n.parse::<usize>().unwrap_or(0).min(64 << 20);
+                        conn.write(Message::binary(vec![0xAB; n])).await?;
+                        continue;
+                    }
+                    (Some("subprotocol"), _, _) => {
+                        conn.write(conn.subprotocol().unwrap_or("none").to_owned())
+                            .await?;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            conn.write(msg).await?;
+        }
     }
 }

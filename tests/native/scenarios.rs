@@ -42,3 +42,19 @@ async fn bad_urls_rejected() {
 async fn refused_connection() {
     bounded(common::refused_connection()).await;
 }
+
+/// RFC 6455 lets a server select none of the offered subprotocols; natively that is a
+/// successful dial without one. (Chromium refuses such a handshake: see tests/wasm.)
+#[tokio::test]
+async fn no_common_subprotocol_is_accepted() {
+    bounded(async {
+        let url = echo_url().await;
+        let (conn, resp) =
+            isosock::dial(&url, &isosock::DialOptions::new().subprotocols(["nope.v9"]))
+                .await
+                .expect("dial with no common protocol");
+        assert_eq!(conn.subprotocol(), None);
+        assert_eq!(resp.subprotocol(), None);
+    })
+    .await;
+}
