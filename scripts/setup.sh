@@ -39,6 +39,12 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION"
   cargo install wasm-bindgen-cli --version "=$WB_VERSION" --no-default-features --force
 else echo "present"; fi
 
+WP_VERSION=0.15.1
+say "wasm-pack $WP_VERSION (browser tests through wasm-pack, npm package builds)"
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WP_VERSION" ]; then
+  cargo install wasm-pack --version "=$WP_VERSION" --locked --force
+else echo "present"; fi
+
 say "Python websockets (interop peer) in .deps/venv"
 PY="$DEPS/venv/bin/python"
 if ! "$PY" -c 'import websockets, sys; sys.exit(websockets.__version__ != "'"$(sed -n 's/^websockets==//p' tests/interop/requirements.txt)"'")' 2>/dev/null; then

@@ -3,7 +3,7 @@
 #
 # Needs what the set-up script installs (wasm32 target, wasm-bindgen-cli matching the crate's
 # wasm-bindgen, chromium + chromedriver); installs nothing itself. Extra arguments go to the
-# test runner, e.g. `scripts/test-wasm.sh -- writer`.
+# test runner, e.g. `scripts/test-wasm.sh --test wasm -- writer`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +35,12 @@ fi
 echo "test-wasm.sh: echo server at $url"
 
 export ISOSOCK_ECHO_URL="$url"
-cargo test --target wasm32-unknown-unknown --test wasm "$@"
+# Every wasm test target: the library's unit tests, tests/wasm (tests/native is empty on
+# wasm32) and the doc tests, which Rust >= 1.89 builds for the target too.
+cargo test --target wasm32-unknown-unknown "$@"
+
+# The same browser tests the way wasm-pack users run them. `--mode no-install` uses the
+# wasm-bindgen-cli on PATH (set-up installs the matching version) instead of downloading one.
+if [ $# -eq 0 ]; then
+    wasm-pack test --headless --chrome --mode no-install . --test wasm
+fi
