@@ -58,6 +58,10 @@ pub enum ErrorKind {
     /// `close_read`); the connection was closed with 1002 (or 1008 after `close_read`; 1000
     /// in the browser, which refuses both).
     Protocol,
+    /// The environment lacks what isosock needs: on wasm32, a JavaScript runtime without a
+    /// global `WebSocket` (Node.js before 22 without `--experimental-websocket`, or a worklet).
+    /// Never produced natively.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::MessageTooBig => "message too big",
             ErrorKind::InvalidData => "invalid message data",
             ErrorKind::Protocol => "protocol violation",
+            ErrorKind::Unsupported => "unsupported environment",
         }
     }
 }

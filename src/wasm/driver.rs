@@ -357,6 +357,7 @@ impl Socket {
         protocols: &[String],
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<Self> {
+        missing_websocket()?;
         let ws = if protocols.is_empty() {
             WebSocket::new(url)
         } else {
@@ -449,6 +450,29 @@ impl Drop for Socket {
             _ => {}
         }
     }
+}
+
+/// Fails with `Unsupported` when this JavaScript environment has no global `WebSocket`
+/// (Node.js before 22 runs without one unless started with `--experimental-websocket`), instead
+/// of the `ReferenceError` the constructor call would throw.
+fn missing_websocket() -> Result<()> {
+    let global = js_sys::global();
+    if js_sys::Reflect::has(&global, &JsValue::from_str("WebSocket")).unwrap_or(true) {
+        return Ok(());
+    }
+    let node = js_sys::Reflect::get(&global, &JsValue::from_str("process"))
+        .and_then(|p| js_sys::Reflect::get(&p, &JsValue::from_str("versions")))
+        .and_then(|v| js_sys::Reflect::get(&v, &JsValue::from_str("node")))
+        .ok()
+        .and_then(|v| v.as_string());
+    let message = match node {
+        Some(version) => format!(
+            "this JavaScript environment has no global WebSocket: Node.js {version} provides one \
+             from version 22 on (versions 20 and 21 need `node --experimental-websocket`)"
+        ),
+        None => "this JavaScript environment has no global WebSocket".to_owned(),
+    };
+    Err(Error::new(ErrorKind::Unsupported, message))
 }
 
 /// Converts a `message` event's data: a string is text, an `ArrayBuffer` binary.

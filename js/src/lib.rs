@@ -1,0 +1,2 @@
+//! JavaScript bindings of isosock (placeholder).
+#![cfg(target_arch = "wasm32")]
