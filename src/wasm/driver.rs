@@ -23,6 +23,12 @@ use crate::message::Message;
 /// "drain" event, so polling is the only way.
 pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
 
+/// How long a dial waits for the `close` event that should follow an `error` event before
+/// the socket opened. Browsers fire both at once; Node.js 20's WebSocket (undici) fires only
+/// `error` for a refused connection and leaves the socket CONNECTING forever, so without this
+/// bound such a dial would hang until its timeout.
+const ERROR_GRACE: Duration = Duration::from_millis(500);
+
 #[wasm_bindgen]
 extern "C" {
     // The global timer functions exist in windows and workers alike.
@@ -69,6 +75,8 @@ enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerKind {
     Dial,
+    /// `ERROR_GRACE` after an `error` event during the dial.
+    ErrorGrace,
     Drain,
     Close,
 }
@@ -109,6 +117,7 @@ async fn run(
     };
     let dial_timer = Timer::start(dial.timeout, TimerKind::Dial, &tx);
     let mut saw_error = false;
+    let mut _error_grace = None;
     loop {
         let event = poll_fn(|cx| {
             if opened.poll_canceled(cx).is_ready() {
@@ -122,7 +131,22 @@ async fn run(
             // Dropping `socket` closes it and releases its closures.
             None => return,
             Some(Event::Open) => break,
-            Some(Event::Error) => saw_error = true,
+            Some(Event::Error) => {
+                saw_error = true;
+                _error_grace = Timer::start(ERROR_GRACE, TimerKind::ErrorGrace, &tx);
+            }
+            Some(Event::Timer(TimerKind::ErrorGrace)) => {
+                let _ = opened.send(Err(Error::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "could not open a WebSocket to {} (an error event, and no close event \
+                         within {ERROR_GRACE:?}; JavaScript runtimes do not tell scripts why: \
+                         unreachable, refused, TLS or a refused upgrade)",
+                        dial.url
+                    ),
+                )));
+                return;
+            }
             Some(Event::Close { code, .. }) => {
                 let after = if saw_error {
                     " after an error event"
@@ -254,7 +278,10 @@ impl Driver<'_> {
                 }
                 return false;
             }
-            Event::Open | Event::Error | Event::Timer(TimerKind::Dial) => {}
+            Event::Open
+            | Event::Error
+            | Event::Timer(TimerKind::Dial)
+            | Event::Timer(TimerKind::ErrorGrace) => {}
         }
         true
     }

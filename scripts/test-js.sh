@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Tests the npm package as users get it: builds and packs it (scripts/build-js.sh), starts the
+# native echo server, then runs tests/js with Node's test runner: the tarball installed into an
+# empty project and used from Node.js, its TypeScript declarations checked by tsc, and the same
+# package loaded by a page in headless Chromium (playwright-core, Debian's chromium).
+#
+# Needs what scripts/setup.sh installs; installs nothing itself. Extra arguments go to
+# `node --test` (e.g. a test file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/build-js.sh
+cargo build --quiet --example echo_server
+
+server_out="$(mktemp)"
+./target/debug/examples/echo_server 0 >"$server_out" 2>/dev/null &
+server_pid=$!
+cleanup() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    rm -f "$server_out"
+}
+trap cleanup EXIT
+
+url=""
+for _ in $(seq 1 100); do
+    url="$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$server_out" | head -n 1)"
+    [ -n "$url" ] && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "test-js.sh: the echo server exited" >&2; exit 1; }
+    sleep 0.1
+done
+[ -n "$url" ] || { echo "test-js.sh: the echo server did not start within 10 s" >&2; exit 1; }
+echo "test-js.sh: echo server at $url"
+
+# Node.js 22+ has a global WebSocket; 20 and 21 need a flag (the test files spawn children
+# with the right flags themselves).
+flags=()
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
+    flags+=(--experimental-websocket)
+fi
+if [ $# -eq 0 ]; then set -- tests/js/; fi
+ISOSOCK_ECHO_URL="$url" node "${flags[@]}" --test --test-timeout=120000 "$@"

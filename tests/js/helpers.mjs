@@ -1,0 +1,97 @@
+// Helpers for the npm package tests: the packed tarball installed into a scratch project the
+// way users get it, the echo server's URL, and Node.js flags for a global WebSocket.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const PACKAGE_JSON = JSON.parse(readFileSync(join(ROOT, "js", "npm", "package.json"), "utf8"));
+export const TARBALL = join(ROOT, "target", "npm", `isosock-${PACKAGE_JSON.version}.tgz`);
+
+/** The echo server (examples/echo_server.rs) that scripts/test-js.sh started. */
+export function echoUrl() {
+  const url = process.env.ISOSOCK_ECHO_URL;
+  if (!url) {
+    throw new Error("ISOSOCK_ECHO_URL is not set: run these tests through scripts/test-js.sh");
+  }
+  return url;
+}
+
+/** Node.js flags that give the process a global WebSocket (built in from Node.js 22). */
+export function webSocketFlags() {
+  const major = Number(process.versions.node.split(".")[0]);
+  return major >= 22 ? [] : ["--experimental-websocket"];
+}
+
+/** Flags that take the global WebSocket away, to test the package's error for that case. */
+export function noWebSocketFlags() {
+  const major = Number(process.versions.node.split(".")[0]);
+  return major >= 22 ? ["--no-experimental-websocket"] : [];
+}
+
+/**
+ * Makes an empty project in a fresh temporary directory and installs the packed tarball into
+ * it with npm, as a user would. Returns the project's directory.
+ */
+export function installTarball() {
+  if (!existsSync(TARBALL)) {
+    throw new Error(`${TARBALL} is missing: run scripts/build-js.sh first`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), "isosock-npm-"));
+  writeFileSync(
+    join(dir, "package.json"),
+    JSON.stringify({ name: "scratch", private: true, type: "module" }, null, 2),
+  );
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", TARBALL], {
+    cwd: dir,
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 60_000,
+  });
+  return dir;
+}
+
+/** Imports `isosock` as resolved from the project in `dir` (through its `exports` map). */
+export async function importPackage(dir) {
+  const resolved = createRequire(join(dir, "index.js")).resolve("isosock");
+  return import(pathToFileURL(resolved).href);
+}
+
+/** Awaits `promise`, failing if it is not settled within `ms`. */
+export async function within(ms, promise, what = "operation") {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Awaits a promise that must reject with an IsosockError of `kind`; returns the error. */
+export async function rejectsWith(kind, promise) {
+  let error;
+  try {
+    await within(10_000, promise, `a call expected to fail with ${kind}`);
+  } catch (e) {
+    error = e;
+  }
+  if (error === undefined) throw new Error(`expected an IsosockError of kind ${kind}, got success`);
+  if (!(error instanceof Error) || error.name !== "IsosockError" || error.kind !== kind) {
+    throw new Error(`expected an IsosockError of kind ${kind}, got ${error?.name} ${error?.kind}: ${error?.message}`);
+  }
+  return error;
+}
+
+/** The code blocks of a markdown file whose info string is `lang`. */
+export function codeBlocks(markdownPath, lang) {
+  const text = readFileSync(markdownPath, "utf8");
+  const blocks = [];
+  const re = new RegExp("^```" + lang + "\\n([\\s\\S]*?)^```$", "gm");
+  for (const m of text.matchAll(re)) blocks.push(m[1]);
+  return blocks;
+}

@@ -1,0 +1,69 @@
+// Type-checks a consumer of the isosock package's declarations (tsc --noEmit, strict). Each
+// `@ts-expect-error` line is misuse the declarations must reject: if they were loose (`any`),
+// tsc would report the directive as unused and fail.
+import init, { Conn, type DialOptions, type ErrorKind, type IsosockError, type Message } from "isosock";
+
+async function main(url: string): Promise<void> {
+  await init();
+  const options: DialOptions = { subprotocols: ["chat.v1"], readLimit: 1 << 20, timeoutMs: 5000 };
+  const conn: Conn = await Conn.dial(url, options);
+  await Conn.dial(new URL(url));
+  const sub: string | undefined = conn.subprotocol;
+
+  await conn.write("text");
+  await conn.write(new Uint8Array([1, 2, 3]));
+  await conn.write(new ArrayBuffer(8));
+  await conn.write(new DataView(new ArrayBuffer(8)));
+
+  const msg: Message = await conn.read();
+  if (msg.type === "text") {
+    const upper: string = msg.data.toUpperCase();
+    void upper;
+  } else {
+    const first: number | undefined = msg.data[0];
+    void first;
+  }
+
+  for await (const m of conn) {
+    const t: "text" | "binary" = m.type;
+    void t;
+  }
+
+  try {
+    await conn.close(4000, "bye");
+  } catch (e) {
+    const err = e as IsosockError;
+    const kind: ErrorKind = err.kind;
+    const code: number | undefined = err.code;
+    const reason: string | undefined = err.reason;
+    const isError: Error = err;
+    void kind, code, reason, isError;
+  }
+  conn.closeNow();
+  conn.setReadLimit(1024);
+  const frame = conn.peerCloseFrame;
+  if (frame) {
+    const c: number = frame.code;
+    const r: string = frame.reason;
+    void c, r;
+  }
+  void sub;
+
+  // @ts-expect-error write takes strings and bytes only
+  await conn.write(42);
+  // @ts-expect-error unknown options are refused
+  await Conn.dial(url, { readlimit: 5 });
+  // @ts-expect-error subprotocols is a list
+  await Conn.dial(url, { subprotocols: "chat.v1" });
+  // @ts-expect-error data may be bytes until the type is checked
+  msg.data.toUpperCase();
+  // @ts-expect-error not an error kind
+  const bad: ErrorKind = "Nope";
+  void bad;
+  // @ts-expect-error connections come from Conn.dial
+  new Conn();
+  // @ts-expect-error subprotocol is read-only
+  conn.subprotocol = "x";
+}
+
+void main;
