@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything isosock's tests need, idempotently: each step checks first, so a second
 # run takes seconds. Needs a Debian machine with Rust (rustup) and root (or sudo) for apt.
+#
+# `setup.sh --demo` installs only what the demo needs (the wasm32 target and wasm-bindgen-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,6 +22,19 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 else echo "present"; fi
 
+say "wasm-bindgen-cli $WB_VERSION"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ] \
+   || ! command -v wasm-bindgen-test-runner >/dev/null; then
+  # Not --locked: the registry here can lag the newest release of a dependency.
+  cargo install wasm-bindgen-cli --version "=$WB_VERSION" --no-default-features --force
+else echo "present"; fi
+
+if [ "${1:-}" = "--demo" ]; then
+  echo
+  echo "demo set-up complete"
+  exit 0
+fi
+
 say "Chromium and ChromeDriver (Debian packages)"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   $SUDO apt-get update -qq
@@ -31,13 +46,6 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 else echo "present: node $(node --version)"; fi
-
-say "wasm-bindgen-cli $WB_VERSION"
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ] \
-   || ! command -v wasm-bindgen-test-runner >/dev/null; then
-  # Not --locked: the registry here can lag the newest release of a dependency.
-  cargo install wasm-bindgen-cli --version "=$WB_VERSION" --no-default-features --force
-else echo "present"; fi
 
 WP_VERSION=0.15.1
 say "wasm-pack $WP_VERSION (browser tests through wasm-pack, npm package builds)"
@@ -52,12 +60,26 @@ if ! "$PY" -c 'import websockets, sys; sys.exit(websockets.__version__ != "'"$(s
   "$PY" -m pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 else echo "present: websockets $("$PY" -c 'import websockets; print(websockets.__version__)')"; fi
 
-say "Node ws (interop peer) in tests/interop/node_modules"
-WS_WANT=$(sed -n 's/.*"ws": "\([0-9.]*\)".*/\1/p' tests/interop/package.json)
-WS_HAVE=$(node -p 'require("./tests/interop/node_modules/ws/package.json").version' 2>/dev/null || true)
-if [ "$WS_HAVE" != "$WS_WANT" ]; then
-  (cd tests/interop && npm install --no-audit --no-fund --loglevel=error)
-else echo "present: ws $WS_HAVE"; fi
+# Installs DIR's npm packages exactly as its package-lock.json pins them, unless node_modules
+# was installed from this very lock file (its hash is kept in node_modules).
+npm_deps() {
+  local dir=$1 want stamp="$1/node_modules/.isosock-lock.sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then echo "present"; return; fi
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+}
+
+say "Node ws (interop peer) in tests/interop"
+npm_deps tests/interop
+
+say "npm packages of the JS package tests in tests/js (binaryen's wasm-opt, typescript, playwright-core)"
+npm_deps tests/js
+
+if [ -f tests/e2e/package-lock.json ]; then
+  say "npm packages of the chat demo's browser test in tests/e2e (playwright-core)"
+  npm_deps tests/e2e
+fi
 
 echo
 echo "setup complete"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (idempotently) and runs them all: formatting, clippy for
 # native and wasm32 with every feature combination, the native tests (unit, integration,
-# interop with Python websockets and Node ws, doc tests), and the browser tests in headless
-# Chromium.
+# interop with Python websockets and Node ws, doc tests), the browser tests in headless
+# Chromium, the npm package as users install it, and the chat demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,9 @@ for f in "${FEATURE_SETS[@]}"; do
   cargo clippy --quiet --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
 done
 
+step "clippy, wasm32-unknown-unknown, the npm bindings (js/) and the chat demo client (www/client/)"
+cargo clippy --quiet -p isosock-js -p isosock-chat-client --target wasm32-unknown-unknown -- -D warnings
+
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown
@@ -43,6 +46,12 @@ cargo test --no-default-features --lib --test native
 
 step "browser tests (headless Chromium)"
 ./scripts/test-wasm.sh
+
+step "npm package: packed tarball in Node.js, tsc on its types, and in headless Chromium"
+./scripts/test-js.sh
+
+step "chat demo end to end: two pages in headless Chromium, server killed and restarted"
+./scripts/test-e2e.sh
 
 echo
 echo "all checks passed"

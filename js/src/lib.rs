@@ -271,7 +271,10 @@ impl MessageIterator {
     }
 
     /// Ends the iteration (called by `break` in `for await`); the connection stays open.
-    #[wasm_bindgen(js_name = "return", unchecked_return_type = "Promise<IteratorResult<Message, undefined>>")]
+    #[wasm_bindgen(
+        js_name = "return",
+        unchecked_return_type = "Promise<IteratorResult<Message, undefined>>"
+    )]
     pub fn finish(&self) -> Promise {
         Promise::resolve(&step(JsValue::UNDEFINED, true))
     }
@@ -452,7 +455,9 @@ fn type_of(v: &JsValue) -> String {
     } else if Array::is_array(v) {
         "an array".to_owned()
     } else {
-        v.js_typeof().as_string().unwrap_or_else(|| "unknown".to_owned())
+        v.js_typeof()
+            .as_string()
+            .unwrap_or_else(|| "unknown".to_owned())
     }
 }
 

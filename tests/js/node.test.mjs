@@ -65,18 +65,21 @@ describe("the packed package", () => {
     }
   });
 
-  it("runs the README's first JS example unchanged but for the server's port", T, () => {
-    const [example] = codeBlocks(join(ROOT, "js", "npm", "README.md"), "js");
-    assert.match(example, /ws:\/\/127\.0\.0\.1:9001/);
-    const script = join(dir, "readme-example.mjs");
-    writeFileSync(script, example.replace("ws://127.0.0.1:9001", url));
-    const out = execFileSync(process.execPath, [...webSocketFlags(), script], {
-      cwd: dir,
-      encoding: "utf8",
-      timeout: 20_000,
+  for (const readme of [join("js", "npm", "README.md"), "README.md"]) {
+    it(`runs the first JS example of ${readme} unchanged but for the server's port`, T, () => {
+      const [example] = codeBlocks(join(ROOT, readme), "js");
+      assert.ok(example, `${readme} has a js code block`);
+      assert.match(example, /ws:\/\/127\.0\.0\.1:9001/);
+      const script = join(dir, "readme-example.mjs");
+      writeFileSync(script, example.replace("ws://127.0.0.1:9001", url));
+      const out = execFileSync(process.execPath, [...webSocketFlags(), script], {
+        cwd: dir,
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.equal(out, "subprotocol: echo.v1\ntext hello\nbinary [ 1, 2, 3 ]\nclosed\n");
     });
-    assert.equal(out, "subprotocol: echo.v1\ntext hello\nbinary [ 1, 2, 3 ]\nclosed\n");
-  });
+  }
 
   it("says what is missing on a runtime without a global WebSocket", T, () => {
     const script = join(dir, "no-websocket.mjs");
