@@ -73,7 +73,7 @@ npm_deps() {
 say "Node ws (interop peer) in tests/interop"
 npm_deps tests/interop
 
-say "npm packages of the JS package tests in tests/js (binaryen's wasm-opt, typescript, playwright-core)"
+say "npm packages of the JS package tests in tests/js (binaryen's wasm-opt, typescript, playwright-core, vite)"
 npm_deps tests/js
 
 if [ -f tests/e2e/package-lock.json ]; then

@@ -2,7 +2,8 @@
 # Tests the npm package as users get it: builds and packs it (scripts/build-js.sh), starts the
 # native echo server, then runs tests/js with Node's test runner: the tarball installed into an
 # empty project and used from Node.js, its TypeScript declarations checked by tsc, and the same
-# package loaded by a page in headless Chromium (playwright-core, Debian's chromium).
+# package loaded by a page in headless Chromium (playwright-core, Debian's chromium), directly
+# through an import map and bundled by Vite.
 #
 # Needs what scripts/setup.sh installs; installs nothing itself. Extra arguments go to
 # `node --test` (e.g. a test file).

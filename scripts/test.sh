@@ -47,7 +47,7 @@ cargo test --no-default-features --lib --test native
 step "browser tests (headless Chromium)"
 ./scripts/test-wasm.sh
 
-step "npm package: packed tarball in Node.js, tsc on its types, and in headless Chromium"
+step "npm package: packed tarball in Node.js, tsc on its types, in headless Chromium, bundled by Vite"
 ./scripts/test-js.sh
 
 step "chat demo end to end: two pages in headless Chromium, server killed and restarted"

@@ -2,24 +2,13 @@
 // 127.0.0.1 and imported by a page through an import map (`import init, { Conn } from
 // "isosock"`), driven with playwright-core and Debian's chromium (nothing downloads a browser).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { extname, join, normalize } from "node:path";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { chromium } from "playwright-core";
+import { echoUrl, installTarball, launchChromium, serveDirectory } from "./helpers.mjs";
 
-import { echoUrl, installTarball } from "./helpers.mjs";
-
-const CHROMIUM = "/usr/bin/chromium";
 const T = { timeout: 60_000 };
-const TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-};
-
 let dir;
 let server;
 let browser;
@@ -45,41 +34,11 @@ document.body.dataset.ready = "yes";
 </html>
 `;
 
-function serve(root) {
-  return new Promise((resolve) => {
-    const srv = createServer((req, res) => {
-      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-      const file = join(root, path);
-      if (!file.startsWith(root) || !existsSync(file)) {
-        res.writeHead(404).end("not found");
-        return;
-      }
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-      res.end(readFileSync(file));
-    });
-    srv.listen(0, "127.0.0.1", () => resolve(srv));
-  });
-}
-
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh`);
   dir = installTarball();
   writeFileSync(join(dir, "index.html"), PAGE);
-  server = await serve(dir);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  server = await serveDirectory(dir);
+  browser = await launchChromium();
   page = await browser.newPage();
   page.setDefaultTimeout(20_000);
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));

@@ -2,10 +2,13 @@
 // way users get it, the echo server's URL, and Node.js flags for a global WebSocket.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+
+import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const PACKAGE_JSON = JSON.parse(readFileSync(join(ROOT, "js", "npm", "package.json"), "utf8"));
@@ -94,4 +97,52 @@ export function codeBlocks(markdownPath, lang) {
   const re = new RegExp("^```" + lang + "\\n([\\s\\S]*?)^```$", "gm");
   for (const m of text.matchAll(re)) blocks.push(m[1]);
   return blocks;
+}
+
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+};
+
+/** Serves the files under `root` on 127.0.0.1 (a free port); resolves to the http.Server. */
+export function serveDirectory(root) {
+  return new Promise((resolve) => {
+    const srv = createServer((req, res) => {
+      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+      const file = join(root, path);
+      if (!file.startsWith(root) || !existsSync(file)) {
+        res.writeHead(404).end("not found");
+        return;
+      }
+      const type = CONTENT_TYPES[extname(file)] ?? "application/octet-stream";
+      res.writeHead(200, { "content-type": type });
+      res.end(readFileSync(file));
+    });
+    srv.listen(0, "127.0.0.1", () => resolve(srv));
+  });
+}
+
+const CHROMIUM = "/usr/bin/chromium";
+
+/** Launches Debian's Chromium headless (playwright-core downloads no browser). */
+export async function launchChromium() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    // Flags for running as root on a machine with no internet access.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
 }
