@@ -7,7 +7,13 @@
 //! Every message is echoed back with its type, except these text commands:
 //! - `!close <code> <reason...>`: the server closes with that code and reason;
 //! - `!big <n>`: the server sends one binary message of `n` bytes (0xAB);
-//! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`).
+//! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`);
+//! - `!url`: the server answers with the path and query the client connected to;
+//! - `!count`: the server answers with how many connections it accepted for the same `id=`
+//!   query parameter (for counting reconnect attempts);
+//! - `!drop`: the server drops the connection without a close frame (an abnormal closure);
+//! - `!mute <ms>`: the server stops reading (and so answering pings and echoing) for `ms`
+//!   milliseconds, at most 60 s, like a peer behind a dead path.
 //!
 //! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
 //! allows any origin (it holds no secrets; pages of any port may connect).
@@ -31,7 +37,10 @@ pub use native::*;
 mod native {
     use std::time::Duration;
 
-    use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode, Upgrade};
     use tokio::net::TcpListener;
 
     /// The example's entry point.
@@ -58,14 +67,32 @@ mod native {
 
     /// Accepts connections on `listener` forever, echoing on each.
     pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
-        let opts = options();
+        let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         loop {
             let (tcp, peer) = listener.accept().await?;
-            let opts = opts.clone();
+            let counts = counts.clone();
             tokio::spawn(async move {
+                // A hook per connection, to learn the URL it asked for.
+                let url = Arc::new(Mutex::new(String::new()));
+                let seen = url.clone();
+                let opts = options().on_request(move |req| {
+                    if let Ok(mut u) = seen.lock() {
+                        *u = req.uri().to_string();
+                    }
+                    Ok(Upgrade::new())
+                });
                 match accept(tcp, &opts).await {
                     Ok(conn) => {
-                        if let Err(e) = echo(&conn).await {
+                        let url = url.lock().map(|u| u.clone()).unwrap_or_default();
+                        let id = id_of(&url);
+                        let count = {
+                            let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+                            let n = counts.entry(id).or_insert(0);
+                            *n += 1;
+                            *n
+                        };
+                        let session = Session { url, count };
+                        if let Err(e) = echo_session(&conn, &session, &counts).await {
                             eprintln!("{peer}: {e}");
                         }
                     }
@@ -75,8 +102,36 @@ mod native {
         }
     }
 
+    /// What the echo server knows of one connection.
+    #[derive(Debug, Default)]
+    pub struct Session {
+        /// The path and query the client connected to.
+        pub url: String,
+        /// How many connections were accepted for this URL's `id=` so far, this one included.
+        pub count: u64,
+    }
+
+    /// The `id=` query parameter of a request target, or `""`.
+    fn id_of(url: &str) -> String {
+        url.split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("id="))
+            .unwrap_or("")
+            .to_owned()
+    }
+
     /// Echoes messages on `conn` until it closes, obeying the `!` commands.
     pub async fn echo(conn: &Conn) -> isosock::Result<()> {
+        echo_session(conn, &Session::default(), &Mutex::default()).await
+    }
+
+    async fn echo_session(
+        conn: &Conn,
+        session: &Session,
+        counts: &Mutex<HashMap<String, u64>>,
+    ) -> isosock::Result<()> {
         loop {
             let msg = match conn.read().await {
                 Ok(m) => m,
@@ -101,6 +156,28 @@ mod native {
                     (Some("subprotocol"), _, _) => {
                         conn.write(conn.subprotocol().unwrap_or("none").to_owned())
                             .await?;
+                        continue;
+                    }
+                    (Some("url"), _, _) => {
+                        conn.write(session.url.clone()).await?;
+                        continue;
+                    }
+                    (Some("count"), _, _) => {
+                        let id = id_of(&session.url);
+                        let n = counts
+                            .lock()
+                            .map(|c| c.get(&id).copied().unwrap_or(session.count))
+                            .unwrap_or(session.count);
+                        conn.write(n.to_string()).await?;
+                        continue;
+                    }
+                    (Some("drop"), _, _) => {
+                        conn.close_now();
+                        return Ok(());
+                    }
+                    (Some("mute"), Some(ms), _) => {
+                        let ms = ms.parse::<u64>().unwrap_or(0).min(60_000);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
                         continue;
                     }
                     _ => {}

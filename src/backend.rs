@@ -25,18 +25,29 @@
 //!     `Future<Output = Error> + Send + Unpin`.
 //!   - `fn set_read_limit(&self, usize)`, `fn subprotocol(&self) -> Option<&str>`,
 //!     `fn peer_close_frame(&self) -> Option<CloseFrame>`.
+//!   - `fn received_count(&self) -> u64`: frames (natively: of any kind, counted as `read`
+//!     takes them) or messages (browser: as they arrive) received so far; the heartbeat's
+//!     sign of life.
+//!   - `fn closed_locally(&self) -> bool`: `close` or `close_now` was called (or the `Conn`
+//!     is being dropped).
+//!   - `fn fail(&self, Error)`: ends the connection at once with this error (reads and writes
+//!     then return it), dropping the transport without a handshake.
 //!   - `async fn ping(&self) -> Result<()>` (native only).
 //!   - Drop: closes the transport without a handshake and releases every resource (tasks,
 //!     JS closures); nothing panics.
 //! - `WriteGuard<'a>` (`Send + Sync`): `poll_send_frame(cx, type, payload, first, fin)` sends
 //!   one piece of the current message (`first` picks the data opcode, `fin` ends it) and
 //!   `abort_message()` fails the connection when a started message can never be finished.
+//! - `rt`: what the shared helpers (reconnect, heartbeat) run on: `spawn(fut) -> bool`
+//!   (`false` if there is no runtime to spawn on; natively the future must be `Send`),
+//!   `async fn sleep(Duration)` (cancelled by dropping it), `now() -> Duration` (monotonic)
+//!   and `random_u64()` (for jitter).
 //! - `const WRITER_STREAMS: bool`: `true` if `poll_send_frame` may be called with
 //!   `fin = false` (frames on the wire); `false` if the shared `Writer` must buffer the whole
 //!   message and call it once with `first = fin = true`.
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::native::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::native::{dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::wasm::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::wasm::{dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};

@@ -77,6 +77,52 @@ impl Conn {
         Conn { inner }
     }
 
+    /// Frames (natively) or messages (browser) received so far: the heartbeat's sign of life.
+    pub(crate) fn received_count(&self) -> u64 {
+        self.inner.received_count()
+    }
+
+    /// Ends the connection at once with `err`, which reads and writes then return.
+    pub(crate) fn fail(&self, err: Error) {
+        self.inner.fail(err);
+    }
+
+    /// Whether this side called `close` or `close_now`.
+    pub(crate) fn closed_locally(&self) -> bool {
+        self.inner.closed_locally()
+    }
+
+    /// Splits the connection into a [`Sink`](futures_util::Sink) of outgoing messages and a
+    /// [`Stream`](futures_core::Stream) of incoming ones, for `StreamExt`, `SinkExt`,
+    /// `forward` and `select!`.
+    ///
+    /// Both halves share the connection: [`MessageSink::close_with`] closes it with any code
+    /// from the writing side, and either half's `conn()` reaches every other method. See
+    /// [`MessageStream`] for when the stream ends.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: isosock::Conn) -> isosock::Result<()> {
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use isosock::{Message, StatusCode};
+    ///
+    /// let (mut tx, mut rx) = conn.split();
+    /// tx.send(Message::text("hello")).await?;
+    /// while let Some(msg) = rx.next().await {
+    ///     println!("{:?}", msg?);
+    /// }
+    /// tx.close_with(StatusCode::NORMAL_CLOSURE, "done").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn split(self) -> (crate::MessageSink, crate::MessageStream) {
+        let conn = std::sync::Arc::new(self);
+        (
+            crate::MessageSink::new(conn.clone()),
+            crate::MessageStream::new(conn),
+        )
+    }
+
     /// Reads the next data message.
     ///
     /// Pings are answered and pongs consumed along the way.

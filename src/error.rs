@@ -62,6 +62,9 @@ pub enum ErrorKind {
     /// global `WebSocket` (Node.js before 22 without `--experimental-websocket`, or a worklet).
     /// Never produced natively.
     Unsupported,
+    /// A received message could not be decoded into the requested type (the `json` and
+    /// `protobuf` helpers); the message was consumed and the connection stays open.
+    Decode,
 }
 
 impl ErrorKind {
@@ -80,6 +83,7 @@ impl ErrorKind {
             ErrorKind::InvalidData => "invalid message data",
             ErrorKind::Protocol => "protocol violation",
             ErrorKind::Unsupported => "unsupported environment",
+            ErrorKind::Decode => "message could not be decoded",
         }
     }
 }

@@ -99,7 +99,17 @@ mod close;
 mod conn;
 mod dial;
 mod error;
+mod heartbeat;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub mod json;
 mod message;
+#[cfg(feature = "protobuf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "protobuf")))]
+pub mod protobuf;
+pub mod reconnect;
+mod stream;
+mod task;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
@@ -120,7 +130,11 @@ pub use dial::{
     DEFAULT_WRITE_HIGH_WATER_MARK,
 };
 pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
+pub use heartbeat::{Heartbeat, HeartbeatHandle};
 pub use message::{Message, MessageType};
+pub use reconnect::{ReconnectOptions, Reconnecting};
+pub use stream::{ByteStream, MessageSink, MessageStream};
+pub use task::MaybeSend;
 
 // Compiles the README's examples as doc tests.
 #[cfg(doctest)]

@@ -78,6 +78,8 @@ struct Shared {
     settings: Settings,
     ping_seq: AtomicU64,
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Frames of any kind read so far (data, ping, pong, close): the heartbeat's sign of life.
+    received: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,6 +111,7 @@ impl Conn {
                 settings,
                 ping_seq: AtomicU64::new(0),
                 pings: Mutex::new(HashMap::new()),
+                received: AtomicU64::new(0),
             }),
             subprotocol,
         }
@@ -298,6 +301,19 @@ impl Conn {
     pub(crate) fn peer_close_frame(&self) -> Option<CloseFrame> {
         lock(&self.shared.state).peer_close.clone()
     }
+
+    pub(crate) fn received_count(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn closed_locally(&self) -> bool {
+        lock(&self.shared.state).user_closed
+    }
+
+    pub(crate) fn fail(&self, err: Error) {
+        lock(&self.shared.state).terminal.get_or_insert(err);
+        self.shared.drop_transport();
+    }
 }
 
 impl Drop for Conn {
@@ -342,9 +358,11 @@ impl Shared {
         }
     }
 
+    /// `AlreadyClosed` after `close`/`close_now`/drop; otherwise the error that ended the
+    /// connection (the peer's close, a failure), as `read` reports it.
     fn check_writable(&self) -> Result<()> {
         let st = lock(&self.state);
-        if st.user_closed || st.aborted {
+        if st.user_closed {
             return Err(Error::new(
                 ErrorKind::AlreadyClosed,
                 "cannot write: the connection was closed by this side",
@@ -353,13 +371,19 @@ impl Shared {
         if let Some(t) = &st.terminal {
             return Err(t.clone());
         }
+        if st.aborted {
+            return Err(Error::new(
+                ErrorKind::AlreadyClosed,
+                "cannot write: the connection was closed by this side",
+            ));
+        }
         Ok(())
     }
 
     /// Turns a tungstenite write error into the error the caller should see.
     fn write_error(&self, e: WsError) -> Error {
         let st = lock(&self.state);
-        if st.user_closed || st.aborted {
+        if st.user_closed {
             return Error::new(
                 ErrorKind::AlreadyClosed,
                 "cannot write: the connection was closed by this side",
@@ -367,6 +391,12 @@ impl Shared {
         }
         if let Some(t) = &st.terminal {
             return t.clone();
+        }
+        if st.aborted {
+            return Error::new(
+                ErrorKind::AlreadyClosed,
+                "cannot write: the connection was closed by this side",
+            );
         }
         if let Some(f) = &st.peer_close {
             return Error::closed(f.clone());
@@ -389,7 +419,11 @@ impl Shared {
             if let Some(t) = lock(&self.state).terminal.clone() {
                 return Err(t);
             }
-            match poll_fn(|cx| self.poll_next(cx)).await {
+            let next = poll_fn(|cx| self.poll_next(cx)).await;
+            if let Some(Ok(_)) = next {
+                self.received.fetch_add(1, Ordering::Relaxed);
+            }
+            match next {
                 Some(Ok(TMessage::Text(t))) => {
                     self.check_read_limit(t.len()).await?;
                     // Already validated by tungstenite; the allocation is reused when unshared.

@@ -5,6 +5,7 @@ mod conn;
 mod dial;
 mod http1;
 mod io;
+pub(crate) mod rt;
 
 pub(crate) use conn::{Closed, Conn, WriteGuard, WRITER_STREAMS};
 pub(crate) use dial::dial;

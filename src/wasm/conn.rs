@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -109,6 +109,8 @@ pub(super) struct Shared {
     read_lock: AsyncMutex<()>,
     write_lock: AsyncMutex<()>,
     read_limit: AtomicUsize,
+    /// Data messages received so far: the heartbeat's sign of life.
+    received: AtomicU64,
     pub(super) settings: Settings,
 }
 
@@ -134,6 +136,7 @@ impl Shared {
     /// The driver received a data message. Returns the reason to close with if it failed the
     /// connection (data after `close_read`, or a reader too slow for the queue bound).
     pub(super) fn push(&self, msg: Message) -> Option<&'static str> {
+        self.received.fetch_add(1, Ordering::Relaxed);
         let limit = self
             .read_limit
             .load(Ordering::Relaxed)
@@ -215,9 +218,11 @@ impl Shared {
     }
 
     /// The error a write sees now, or `Ok` if writing is still possible.
+    /// `AlreadyClosed` after `close`/`close_now`/drop; otherwise the error that ended the
+    /// connection (the peer's close, a failure), as `read` reports it.
     fn check_writable(&self) -> Result<()> {
         let st = self.lock();
-        if st.user_closed || st.failed {
+        if st.user_closed {
             return Err(Error::new(
                 ErrorKind::AlreadyClosed,
                 "cannot write: the connection was closed by this side",
@@ -225,6 +230,10 @@ impl Shared {
         }
         match &st.end {
             Some(e) => Err(e.clone()),
+            None if st.failed => Err(Error::new(
+                ErrorKind::AlreadyClosed,
+                "cannot write: the connection was closed by this side",
+            )),
             None => Ok(()),
         }
     }
@@ -285,6 +294,7 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
         read_lock: AsyncMutex::new(()),
         write_lock: AsyncMutex::new(()),
         read_limit: AtomicUsize::new(opts.read_limit),
+        received: AtomicU64::new(0),
         settings: Settings {
             close_timeout: opts.close_timeout,
             high_water_mark: opts.write_high_water_mark,
@@ -464,6 +474,19 @@ impl Conn {
 
     pub(crate) fn peer_close_frame(&self) -> Option<CloseFrame> {
         self.shared.lock().peer_close.clone()
+    }
+
+    pub(crate) fn received_count(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn closed_locally(&self) -> bool {
+        self.shared.lock().user_closed
+    }
+
+    pub(crate) fn fail(&self, err: Error) {
+        self.shared.fail(err);
+        let _ = self.cmds.unbounded_send(Command::Abort);
     }
 }
 

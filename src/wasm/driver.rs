@@ -33,9 +33,12 @@ const ERROR_GRACE: Duration = Duration::from_millis(500);
 extern "C" {
     // The global timer functions exist in windows and workers alike.
     #[wasm_bindgen(js_name = setTimeout, catch)]
-    fn set_timeout(handler: &js_sys::Function, ms: i32) -> std::result::Result<JsValue, JsValue>;
+    pub(super) fn set_timeout(
+        handler: &js_sys::Function,
+        ms: i32,
+    ) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: &JsValue);
+    pub(super) fn clear_timeout(handle: &JsValue);
 }
 
 /// What the handle asks of the driver.

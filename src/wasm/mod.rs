@@ -51,5 +51,6 @@
 
 mod conn;
 mod driver;
+pub(crate) mod rt;
 
 pub(crate) use conn::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};

@@ -1,0 +1,444 @@
+//! Adapters over a shared [`Conn`]: [`ByteStream`] (`AsyncRead + AsyncWrite` over messages,
+//! coder/websocket's `NetConn`), and [`MessageStream`] / [`MessageSink`] (`Stream` and `Sink`
+//! of messages, from [`Conn::split`]).
+//!
+//! Each adapter owns an `Arc<Conn>` and keeps the operation in flight inside itself, so a
+//! dropped `poll` (a `select!` branch that lost, a timeout) loses nothing: the next poll
+//! continues the same read or write.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_core::{FusedStream, Stream};
+use futures_util::Sink;
+
+use crate::close::StatusCode;
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{Message, MessageType};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Whether a read error is the normal end of the message sequence: the peer closed with 1000
+/// (normal closure) or 1001 (going away), or this side closed the connection.
+fn is_normal_end(conn: &Conn, e: &Error) -> bool {
+    match e.kind() {
+        ErrorKind::AlreadyClosed => true,
+        ErrorKind::Closed => {
+            conn.closed_locally()
+                || matches!(
+                    crate::close_status(e),
+                    Some(StatusCode::NORMAL_CLOSURE | StatusCode::GOING_AWAY)
+                )
+        }
+        _ => false,
+    }
+}
+
+fn read_future(conn: &Arc<Conn>) -> BoxFuture<Result<Message>> {
+    let conn = conn.clone();
+    Box::pin(async move { conn.read().await })
+}
+
+fn write_future(conn: &Arc<Conn>, msg: Message) -> BoxFuture<Result<()>> {
+    let conn = conn.clone();
+    Box::pin(async move { conn.write(msg).await })
+}
+
+fn close_future(conn: &Arc<Conn>, code: StatusCode, reason: String) -> BoxFuture<Result<()>> {
+    let conn = conn.clone();
+    Box::pin(async move {
+        match conn.close(code, &reason).await {
+            // Closing twice, or after `close_now`, is not a failure of this close.
+            Err(e) if e.kind() == ErrorKind::AlreadyClosed => Ok(()),
+            r => r,
+        }
+    })
+}
+
+/// A [`Conn`] as a byte stream, for tunnelling another protocol over WebSocket
+/// (coder/websocket's `NetConn`).
+///
+/// - **Writing**: each `write` call sends its bytes as one message of the type chosen in
+///   [`new`](ByteStream::new). The write completes once the message is queued; its outcome is
+///   reported by the next `write`, `flush` or `close`. For [`MessageType::Text`], each write
+///   must be valid UTF-8 on its own.
+/// - **Reading**: reads span message boundaries: the stream is the concatenation of the
+///   messages' payloads. Empty messages add nothing.
+/// - **End**: a close by the peer with 1000 (normal closure) or 1001 (going away), or a close
+///   by this side, reads as end-of-file; any other close code, or a failure, is an
+///   [`io::Error`] whose inner error is the [`crate::Error`] (`get_ref()` and downcast to
+///   reach its kind and close frame).
+/// - **Shutdown** (`poll_close` / tokio's `shutdown`): flushes, then closes the connection
+///   with 1000 and waits for the peer's close frame, as [`Conn::close`] does.
+///
+/// Implements futures-io's `AsyncRead` and `AsyncWrite` on every target, and tokio's natively.
+/// The connection's read limit still applies to each message.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(conn: isosock::Conn) -> std::io::Result<()> {
+/// use futures_util::{AsyncReadExt, AsyncWriteExt};
+/// use isosock::{ByteStream, MessageType};
+///
+/// let mut stream = ByteStream::new(conn, MessageType::Binary);
+/// stream.write_all(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n").await?;
+/// let mut head = [0u8; 12];
+/// stream.read_exact(&mut head).await?;
+/// stream.close().await?;
+/// # Ok(()) }
+/// ```
+pub struct ByteStream {
+    conn: Arc<Conn>,
+    message_type: MessageType,
+    reading: Option<BoxFuture<Result<Message>>>,
+    unread: Bytes,
+    eof: bool,
+    writing: Option<BoxFuture<Result<()>>>,
+    closing: Option<BoxFuture<Result<()>>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteStream")
+            .field("message_type", &self.message_type)
+            .field("unread", &self.unread.len())
+            .field("eof", &self.eof)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ByteStream {
+    /// Wraps `conn` (a [`Conn`] or an `Arc<Conn>` shared with other tasks); writes become
+    /// messages of `message_type`.
+    pub fn new(conn: impl Into<Arc<Conn>>, message_type: MessageType) -> Self {
+        ByteStream {
+            conn: conn.into(),
+            message_type,
+            reading: None,
+            unread: Bytes::new(),
+            eof: false,
+            writing: None,
+            closing: None,
+            closed: false,
+        }
+    }
+
+    /// Returns the connection, for everything else (close with a code, ping, subprotocol).
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+
+    fn poll_read_bytes(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if !self.unread.is_empty() {
+                let n = self.unread.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.unread[..n]);
+                self.unread.advance(n);
+                return Poll::Ready(Ok(n));
+            }
+            if self.eof || buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let conn = &self.conn;
+            let fut = self.reading.get_or_insert_with(|| read_future(conn));
+            let res = ready!(fut.as_mut().poll(cx));
+            self.reading = None;
+            match res {
+                Ok(msg) => self.unread = msg.into_bytes(),
+                Err(e) if is_normal_end(&self.conn, &e) => self.eof = true,
+                Err(e) => return Poll::Ready(Err(io::Error::from(e))),
+            }
+        }
+    }
+
+    /// Drives the write in flight, if any, to completion.
+    fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(fut) = &mut self.writing {
+            let res = ready!(fut.as_mut().poll(cx));
+            self.writing = None;
+            res?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.closed || self.closing.is_some() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the byte stream was shut down",
+            )));
+        }
+        ready!(self.poll_pending_write(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let msg = match self.message_type {
+            MessageType::Binary => Message::Binary(Bytes::copy_from_slice(data)),
+            MessageType::Text => match std::str::from_utf8(data) {
+                Ok(text) => Message::Text(text.to_owned()),
+                Err(_) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a text byte stream was given a write that is not UTF-8 on its own",
+                    )))
+                }
+            },
+        };
+        let mut fut = write_future(&self.conn, msg);
+        // Start it now; its outcome, if not ready, is reported by the next write or flush.
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(res) => res?,
+            Poll::Pending => self.writing = Some(fut),
+        }
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_shutdown_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closed {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_pending_write(cx))?;
+        let conn = &self.conn;
+        let fut = self
+            .closing
+            .get_or_insert_with(|| close_future(conn, StatusCode::NORMAL_CLOSURE, String::new()));
+        let res = ready!(fut.as_mut().poll(cx));
+        self.closing = None;
+        self.closed = true;
+        Poll::Ready(res.map_err(io::Error::from))
+    }
+}
+
+impl futures_io::AsyncRead for ByteStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_read_bytes(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for ByteStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_pending_write(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_shutdown_stream(cx)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl tokio::io::AsyncRead for ByteStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = ready!(self
+            .get_mut()
+            .poll_read_bytes(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl tokio::io::AsyncWrite for ByteStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_pending_write(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_shutdown_stream(cx)
+    }
+}
+
+/// The incoming half of [`Conn::split`]: a [`Stream`] of messages.
+///
+/// Yields `Ok(message)` for each message. It ends (`None`) after the peer closed with 1000
+/// (normal closure) or 1001 (going away), or after this side closed the connection (for
+/// example with [`MessageSink::close_with`]); the peer's close frame is then in
+/// [`Conn::peer_close_frame`]. Any other close code or failure is yielded once as `Err`,
+/// then the stream ends. It is a [`FusedStream`].
+///
+/// Cancel-safe: a read in flight is kept inside the stream, so dropping a `next()` future
+/// (in `select!`) loses no message.
+pub struct MessageStream {
+    conn: Arc<Conn>,
+    reading: Option<BoxFuture<Result<Message>>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for MessageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStream")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageStream {
+    /// A stream of the messages of a shared connection (what [`Conn::split`] returns).
+    pub fn new(conn: Arc<Conn>) -> Self {
+        MessageStream {
+            conn,
+            reading: None,
+            done: false,
+        }
+    }
+
+    /// Returns the connection.
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+impl Stream for MessageStream {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let conn = &this.conn;
+        let fut = this.reading.get_or_insert_with(|| read_future(conn));
+        let res = ready!(fut.as_mut().poll(cx));
+        this.reading = None;
+        Poll::Ready(match res {
+            Ok(msg) => Some(Ok(msg)),
+            Err(e) => {
+                this.done = true;
+                (!is_normal_end(&this.conn, &e)).then_some(Err(e))
+            }
+        })
+    }
+}
+
+impl FusedStream for MessageStream {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+/// The outgoing half of [`Conn::split`]: a [`Sink`] of messages (anything that converts into
+/// a [`Message`]).
+///
+/// `poll_flush` completes once every message sent was written; `poll_close` (`SinkExt::close`)
+/// flushes and closes the connection with 1000. To close with another code or a reason, use
+/// [`close_with`](MessageSink::close_with), which gloo-net's split halves cannot do.
+pub struct MessageSink {
+    conn: Arc<Conn>,
+    writing: Option<BoxFuture<Result<()>>>,
+    closing: Option<BoxFuture<Result<()>>>,
+}
+
+impl std::fmt::Debug for MessageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageSink")
+            .field("writing", &self.writing.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageSink {
+    /// A sink into a shared connection (what [`Conn::split`] returns).
+    pub fn new(conn: Arc<Conn>) -> Self {
+        MessageSink {
+            conn,
+            writing: None,
+            closing: None,
+        }
+    }
+
+    /// Returns the connection.
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+
+    /// Flushes the message in flight, then closes the connection with `code` and `reason`
+    /// (a close handshake, as [`Conn::close`]).
+    ///
+    /// # Errors
+    ///
+    /// The error of the message in flight, then those of [`Conn::close`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe, as [`Conn::close`].
+    pub async fn close_with(&mut self, code: StatusCode, reason: &str) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_pending(cx)).await?;
+        self.conn.close(code, reason).await
+    }
+
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(fut) = &mut self.writing {
+            let res = ready!(fut.as_mut().poll(cx));
+            self.writing = None;
+            res?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: Into<Message>> Sink<T> for MessageSink {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
+        let this = self.get_mut();
+        if this.writing.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "start_send called without poll_ready",
+            ));
+        }
+        this.writing = Some(write_future(&this.conn, item.into()));
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        let conn = &this.conn;
+        let fut = this
+            .closing
+            .get_or_insert_with(|| close_future(conn, StatusCode::NORMAL_CLOSURE, String::new()));
+        let res = ready!(fut.as_mut().poll(cx));
+        this.closing = None;
+        Poll::Ready(res)
+    }
+}
