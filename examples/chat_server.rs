@@ -7,7 +7,8 @@
 //!
 //! Protocol (JSON text messages): the client sends `{"type":"hello","nick":"ann"}` once, then
 //! `{"type":"say","text":"hi"}`; the server broadcasts `{"type":"msg","nick":..,"text":..}`
-//! and `{"type":"system","text":..,"online":n}`.
+//! and `{"type":"system","text":..,"online":n}`. The messages and limits are typed once in
+//! `examples/chat-protocol` (crate `isosock-chat-protocol`), which every client shares.
 //!
 //! Limits: messages over 4 KiB close the connection with 1009 (isosock's read limit); more than
 //! 10 messages in a burst or 5 per second sustained closes it with 1008; a client whose 256
@@ -45,20 +46,17 @@ mod native {
     use hyper::{Request, Response, StatusCode as HttpStatus};
     use hyper_util::rt::TokioIo;
     use isosock::{accept_http, AcceptOptions, Conn, Message, StatusCode};
-    use serde_json::{json, Value};
+    use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
     use tokio::net::TcpListener;
     use tokio::sync::mpsc;
 
     /// Largest chat message accepted, in bytes.
-    const READ_LIMIT: usize = 4 << 10;
+    const READ_LIMIT: usize = protocol::MAX_MESSAGE_BYTES;
     /// Outgoing messages queued per client before it counts as too slow.
     const QUEUE: usize = 256;
     /// Rate limit: a burst of 10, refilled at 5 per second.
-    const BURST: f64 = 10.0;
-    const PER_SECOND: f64 = 5.0;
-    /// Longest nickname and message text, in characters.
-    const MAX_NICK: usize = 24;
-    const MAX_TEXT: usize = 1000;
+    const BURST: f64 = protocol::RATE_BURST;
+    const PER_SECOND: f64 = protocol::RATE_PER_SECOND;
 
     #[derive(Default)]
     struct Room {
@@ -77,8 +75,15 @@ mod native {
         }
 
         /// Sends `msg` to everyone; a client whose queue is full is disconnected, not waited for.
-        fn broadcast(&self, msg: &Value) {
-            let text: Arc<str> = msg.to_string().into();
+        fn broadcast(&self, msg: &ServerMsg) {
+            let text: Arc<str> = match serde_json::to_string(msg) {
+                Ok(text) => text.into(),
+                // Only `ServerMsg::Unknown` cannot be encoded, and the server never makes one.
+                Err(e) => {
+                    eprintln!("cannot encode {msg:?}: {e}");
+                    return;
+                }
+            };
             let mut slow = Vec::new();
             let mut clients = self.clients();
             for (id, c) in clients.iter() {
@@ -94,8 +99,9 @@ mod native {
             }
         }
 
-        fn online(&self) -> usize {
-            self.clients().len()
+        /// How many clients are in the room, for `ServerMsg::System`.
+        fn online_count(&self) -> u32 {
+            u32::try_from(self.clients().len()).unwrap_or(u32::MAX)
         }
     }
 
@@ -151,7 +157,7 @@ mod native {
         room: Arc<Room>,
         www: Arc<PathBuf>,
     ) -> Result<Response<Full<Bytes>>, Infallible> {
-        if req.uri().path() == "/ws" {
+        if req.uri().path() == protocol::WS_PATH {
             // Pages are served from this same origin, so the default same-origin check applies.
             let opts = AcceptOptions::new().read_limit(READ_LIMIT);
             let resp = match accept_http(&mut req, &opts) {
@@ -214,15 +220,10 @@ mod native {
     async fn session(conn: Arc<Conn>, room: Arc<Room>) {
         // The first message must be the hello with a nickname.
         let nick = match conn.read().await {
-            Ok(Message::Text(t)) => serde_json::from_str::<Value>(&t)
-                .ok()
-                .filter(|v| v["type"] == "hello")
-                .and_then(|v| {
-                    v["nick"]
-                        .as_str()
-                        .map(|n| n.trim().chars().take(MAX_NICK).collect::<String>())
-                })
-                .filter(|n| !n.is_empty()),
+            Ok(Message::Text(t)) => match serde_json::from_str(&t) {
+                Ok(ClientMsg::Hello { nick }) => protocol::clean_nick(&nick),
+                _ => None,
+            },
             _ => None,
         };
         let Some(nick) = nick else {
@@ -243,9 +244,10 @@ mod native {
                 conn: conn.clone(),
             },
         );
-        room.broadcast(
-            &json!({"type": "system", "text": format!("{nick} joined"), "online": room.online()}),
-        );
+        room.broadcast(&ServerMsg::System {
+            text: format!("{nick} joined"),
+            online: room.online_count(),
+        });
 
         let writer = {
             let conn = conn.clone();
@@ -281,20 +283,19 @@ mod native {
                 break;
             }
             tokens -= 1.0;
-            let Ok(v) = serde_json::from_str::<Value>(&msg) else {
-                continue;
-            };
-            if v["type"] == "say" {
-                if let Some(text) = v["text"].as_str() {
-                    let text: String = text.chars().take(MAX_TEXT).collect();
-                    room.broadcast(&json!({"type": "msg", "nick": nick, "text": text}));
-                }
+            // Anything but a well-formed `say` (a second hello, an unknown type) is ignored.
+            if let Ok(ClientMsg::Say { text }) = serde_json::from_str(&msg) {
+                room.broadcast(&ServerMsg::Msg {
+                    nick: nick.clone(),
+                    text: protocol::clip_text(&text),
+                });
             }
         }
         room.clients().remove(&id);
         writer.abort();
-        room.broadcast(
-            &json!({"type": "system", "text": format!("{nick} left"), "online": room.online()}),
-        );
+        room.broadcast(&ServerMsg::System {
+            text: format!("{nick} left"),
+            online: room.online_count(),
+        });
     }
 }

@@ -23,4 +23,4 @@ fi
 cargo build --quiet --manifest-path "$root/Cargo.toml" --example chat_server --features hyper
 
 cd "$root"
-exec node --test tests/e2e/
+exec node --test tests/e2e/chat.test.mjs

@@ -31,8 +31,13 @@ for f in "${FEATURE_SETS[@]}"; do
   cargo clippy --quiet --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
 done
 
-step "clippy, wasm32-unknown-unknown, the npm bindings (js/) and the chat demo client (www/client/)"
-cargo clippy --quiet -p isosock-js -p isosock-chat-client --target wasm32-unknown-unknown -- -D warnings
+step "clippy, wasm32-unknown-unknown, the npm bindings, the chat clients (www/, Leptos, Yew)"
+cargo clippy --quiet -p isosock-js -p isosock-chat-client -p isosock-chat-protocol \
+  -p isosock-leptos-chat -p isosock-yew-chat -p isosock-chat-cli \
+  --target wasm32-unknown-unknown -- -D warnings
+
+step "clippy, native, the chat examples' protocol crate and CLI client"
+cargo clippy --quiet -p isosock-chat-protocol -p isosock-chat-cli --all-targets -- -D warnings
 
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
@@ -52,6 +57,10 @@ step "npm package: packed tarball in Node.js, tsc on its types, in headless Chro
 
 step "chat demo end to end: two pages in headless Chromium, server killed and restarted"
 ./scripts/test-e2e.sh
+
+step "chat examples: protocol and CLI unit tests, Leptos page + native CLI chat, Yew page"
+cargo test --quiet -p isosock-chat-protocol -p isosock-chat-cli
+./scripts/test-examples.sh
 
 echo
 echo "all checks passed"

@@ -1,1 +1,454 @@
-fn main() {}
+//! The chat demo as a Leptos page: isosock's `dial`, `read` and `write` in the browser, the
+//! shared `isosock-chat-protocol` messages, and Leptos signals for the view.
+//!
+//! Build: `scripts/build-examples.sh` (into `target/examples-web/leptos`). Run:
+//! `cargo run --example chat_server --features hyper -- 8080 target/examples-web/leptos`, then
+//! open <http://127.0.0.1:8080/>. The page connects to `/ws` on its own origin.
+//!
+//! After joining, one connection loop runs for the page's lifetime: dial, send `hello`, show
+//! messages until the connection ends, wait (250 ms doubling to 5 s; back to 250 ms after a
+//! connection that worked), dial again. `#status` carries the state in `data-state` (`idle`,
+//! `connecting`, `open`, `reconnecting`, `failed`) for tests and styles; the markup matches
+//! `www/index.html`, so the demo's `style.css` applies.
+
+// Browser only: natively there is nothing to run.
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    eprintln!("isosock-leptos-chat runs in a browser: build it with scripts/build-examples.sh");
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    app::start();
+}
+
+#[cfg(target_arch = "wasm32")]
+mod app {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use isosock::{dial, Conn, DialOptions, Error, ErrorKind, Message};
+    use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
+    use leptos::prelude::*;
+    use leptos::task::spawn_local;
+
+    /// Limit for one dial, so a black-holed attempt does not stall the loop for 30 s.
+    const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// First and longest wait before reconnecting, in milliseconds.
+    const BACKOFF_MIN_MS: u32 = 250;
+    const BACKOFF_MAX_MS: u32 = 5_000;
+    /// Most entries the message list keeps; older ones are dropped.
+    const MAX_ENTRIES: usize = 500;
+
+    /// The connection's state, shown as `data-state` on `#status`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum State {
+        Idle,
+        Connecting,
+        Open,
+        Reconnecting,
+        Failed,
+    }
+
+    impl State {
+        fn as_str(self) -> &'static str {
+            match self {
+                State::Idle => "idle",
+                State::Connecting => "connecting",
+                State::Open => "open",
+                State::Reconnecting => "reconnecting",
+                State::Failed => "failed",
+            }
+        }
+    }
+
+    /// What the status bar shows.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Status {
+        state: State,
+        text: String,
+        /// Why the last connection ended or the last attempt failed; empty for nothing.
+        detail: String,
+    }
+
+    /// One line of the message list.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Entry {
+        /// Unique for the page's lifetime: the list's key.
+        id: u64,
+        kind: EntryKind,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum EntryKind {
+        /// A chat line; `mine` when it carries this page's nickname.
+        Msg {
+            nick: String,
+            text: String,
+            mine: bool,
+        },
+        /// The room's news from the server (joins and leaves).
+        System(String),
+        /// This page's own news (disconnected, not sent).
+        Notice(String),
+    }
+
+    /// The page's state. Every field is a `Copy` handle into Leptos's arena, so the view's
+    /// closures and the connection loop each hold a copy.
+    #[derive(Debug, Clone, Copy)]
+    struct Chat {
+        /// The nickname, once joined.
+        me: RwSignal<Option<String>>,
+        status: RwSignal<Status>,
+        /// Clients in the room, while connected.
+        online: RwSignal<Option<u32>>,
+        entries: RwSignal<Vec<Entry>>,
+        next_id: StoredValue<u64>,
+        /// The open, greeted connection: what the send form writes to.
+        conn: StoredValue<Option<Arc<Conn>>>,
+        /// The two text inputs.
+        nick_input: RwSignal<String>,
+        text_input: RwSignal<String>,
+    }
+
+    impl Chat {
+        fn new() -> Self {
+            Chat {
+                me: RwSignal::new(None),
+                status: RwSignal::new(Status {
+                    state: State::Idle,
+                    text: "not connected".to_owned(),
+                    detail: String::new(),
+                }),
+                online: RwSignal::new(None),
+                entries: RwSignal::new(Vec::new()),
+                next_id: StoredValue::new(0),
+                conn: StoredValue::new(None),
+                nick_input: RwSignal::new(String::new()),
+                text_input: RwSignal::new(String::new()),
+            }
+        }
+
+        fn set_status(&self, state: State, text: impl Into<String>, detail: impl Into<String>) {
+            self.status.set(Status {
+                state,
+                text: text.into(),
+                detail: detail.into(),
+            });
+        }
+
+        fn push(&self, kind: EntryKind) {
+            let id = self.next_id.get_value();
+            self.next_id.set_value(id + 1);
+            self.entries.update(|entries| {
+                entries.push(Entry { id, kind });
+                let excess = entries.len().saturating_sub(MAX_ENTRIES);
+                entries.drain(..excess);
+            });
+        }
+
+        /// The join form: takes the nickname and starts the connection loop, once.
+        fn join(self) {
+            if self.me.get_untracked().is_some() {
+                return;
+            }
+            let Some(nick) = protocol::clean_nick(&self.nick_input.get_untracked()) else {
+                // Only blanks: clear them so the input's `required` check explains itself.
+                self.nick_input.set(String::new());
+                return;
+            };
+            self.me.set(Some(nick.clone()));
+            spawn_local(run(self, nick));
+        }
+
+        /// The send form: writes one `say` on the open connection.
+        fn send(self) {
+            let text = self.text_input.get_untracked().trim().to_owned();
+            if text.is_empty() {
+                return;
+            }
+            let Some(conn) = self.conn.get_value() else {
+                self.push(EntryKind::Notice(
+                    "Not connected: your message is still in the box.".to_owned(),
+                ));
+                return;
+            };
+            let json = match serde_json::to_string(&ClientMsg::Say { text: text.clone() }) {
+                Ok(json) => json,
+                Err(e) => {
+                    leptos::logging::error!("isosock chat: cannot encode a message: {e}");
+                    return;
+                }
+            };
+            self.text_input.set(String::new());
+            spawn_local(async move {
+                if let Err(e) = conn.write(Message::text(json)).await {
+                    self.push(EntryKind::Notice(format!(
+                        "Not sent ({}): {text}",
+                        describe(&e)
+                    )));
+                }
+            });
+        }
+
+        /// Shows one message from the server.
+        fn receive(&self, text: &str) {
+            match serde_json::from_str::<ServerMsg>(text) {
+                Ok(ServerMsg::Msg { nick, text }) => {
+                    let mine = self.me.with_untracked(|me| me.as_ref() == Some(&nick));
+                    self.push(EntryKind::Msg { nick, text, mine });
+                }
+                Ok(ServerMsg::System { text, online }) => {
+                    self.push(EntryKind::System(text));
+                    self.online.set(Some(online));
+                }
+                Ok(ServerMsg::Unknown) => {}
+                Err(e) => leptos::logging::warn!("isosock chat: ignored {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// The connection loop: connect, chat until the connection ends, wait, connect again.
+    async fn run(chat: Chat, nick: String) {
+        let location = window().location();
+        let url = match (location.protocol(), location.host()) {
+            (Ok(scheme), Ok(host)) => protocol::ws_url(&scheme, &host),
+            _ => Err("cannot read this page's location".to_owned()),
+        };
+        let url = match url {
+            Ok(url) => url,
+            Err(e) => return chat.set_status(State::Failed, "cannot connect", e),
+        };
+        // Encoded once, sent again on every connection: the server knows a client by its hello.
+        let hello = match serde_json::to_string(&ClientMsg::Hello { nick }) {
+            Ok(json) => json,
+            Err(e) => return chat.set_status(State::Failed, "cannot connect", e.to_string()),
+        };
+        let opts = DialOptions::new().timeout(DIAL_TIMEOUT);
+        let mut delay_ms = BACKOFF_MIN_MS;
+        // Why the last open connection ended: set once one did.
+        let mut dropped: Option<String> = None;
+        loop {
+            let text = if dropped.is_some() {
+                "reconnecting…"
+            } else {
+                "connecting…"
+            };
+            chat.set_status(State::Connecting, text, dropped.clone().unwrap_or_default());
+            let why = match dial(&url, &opts).await {
+                Err(e) => describe(&e),
+                Ok((conn, _response)) => {
+                    let (why, worked) =
+                        chat_on(chat, Arc::new(conn), &hello, dropped.is_some()).await;
+                    if worked {
+                        delay_ms = BACKOFF_MIN_MS;
+                    }
+                    chat.push(EntryKind::Notice(format!("Disconnected ({why}).")));
+                    dropped = Some(why.clone());
+                    why
+                }
+            };
+            chat.online.set(None);
+            chat.set_status(
+                State::Reconnecting,
+                format!("reconnecting in {:.1} s", f64::from(delay_ms) / 1000.0),
+                why,
+            );
+            gloo_timers::future::TimeoutFuture::new(delay_ms).await;
+            delay_ms = (delay_ms * 2).min(BACKOFF_MAX_MS);
+        }
+    }
+
+    /// Greets the server on `conn` and shows its messages until the connection ends. Returns
+    /// why it ended, and whether the server answered at all (a connection that worked).
+    async fn chat_on(chat: Chat, conn: Arc<Conn>, hello: &str, again: bool) -> (String, bool) {
+        if let Err(e) = conn.write(Message::text(hello)).await {
+            return (describe(&e), false);
+        }
+        chat.conn.set_value(Some(conn.clone()));
+        chat.set_status(State::Open, "connected", "");
+        if again {
+            chat.push(EntryKind::Notice("Reconnected.".to_owned()));
+        }
+        let mut worked = false;
+        let error = loop {
+            match conn.read().await {
+                Ok(Message::Text(text)) => {
+                    worked = true;
+                    chat.receive(&text);
+                }
+                Ok(Message::Binary(_)) => {}
+                Err(e) => break e,
+            }
+        };
+        chat.conn.set_value(None);
+        (describe(&error), worked)
+    }
+
+    /// Why a connection ended or could not open, in a few words: close code first, then reason.
+    fn describe(e: &Error) -> String {
+        match (e.kind(), e.close_frame()) {
+            (_, Some(f)) if f.reason.is_empty() => format!("{} closed by the server", f.code),
+            (_, Some(f)) => format!("{} {}", f.code, f.reason),
+            (ErrorKind::ConnectionLost, _) => "1006 connection lost".to_owned(),
+            (ErrorKind::Connect, _) => "server unreachable".to_owned(),
+            (ErrorKind::Timeout, _) => "no answer from the server".to_owned(),
+            _ => e.to_string(),
+        }
+    }
+
+    /// Renders the page into `<body>`, for the page's lifetime.
+    pub(crate) fn start() {
+        leptos::mount::mount_to_body(App);
+    }
+
+    /// The page: the same markup as `www/index.html`, so the demo's stylesheet applies.
+    #[component]
+    fn App() -> impl IntoView {
+        let chat = Chat::new();
+        let status = chat.status;
+        let list: NodeRef<leptos::html::Ol> = NodeRef::new();
+        // Keep the newest message in view.
+        Effect::new(move |_| {
+            chat.entries.track();
+            if let Some(list) = list.get() {
+                list.set_scroll_top(list.scroll_height());
+            }
+        });
+        let joined = move || chat.me.with(Option::is_some);
+
+        view! {
+            <div class="app">
+                <header class="top">
+                    <div class="brand">
+                        <span class="logo" aria-hidden="true">"⇄"</span>
+                        <div>
+                            <h1>"isosock chat · Leptos"</h1>
+                            <p class="tagline">"A Leptos page on isosock, talking to a tokio server."</p>
+                        </div>
+                    </div>
+                    <span id="me" class="me" title="your nickname" hidden=move || !joined()>
+                        {move || chat.me.get()}
+                    </span>
+                </header>
+
+                <div class="bar">
+                    <div
+                        id="status"
+                        class="status"
+                        role="status"
+                        data-state=move || status.with(|s| s.state.as_str())
+                    >
+                        <span class="dot" aria-hidden="true"></span>
+                        <span id="status-text">{move || status.with(|s| s.text.clone())}</span>
+                        <span
+                            id="status-detail"
+                            class="detail"
+                            hidden=move || status.with(|s| s.detail.is_empty())
+                        >
+                            {move || status.with(|s| s.detail.clone())}
+                        </span>
+                    </div>
+                    <span
+                        id="online"
+                        class="online"
+                        data-count=move || chat.online.get().map(|n| n.to_string())
+                        hidden=move || chat.online.with(Option::is_none)
+                    >
+                        {move || chat.online.get().map(|n| format!("{n} online"))}
+                    </span>
+                </div>
+
+                <main class="main">
+                    <form
+                        id="join"
+                        class="join card"
+                        hidden=joined
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            chat.join();
+                        }
+                    >
+                        <h2>"Join the room"</h2>
+                        <p>"Pick a nickname. Open this page in a second tab to talk to yourself."</p>
+                        <div class="row">
+                            <input
+                                id="nick"
+                                type="text"
+                                maxlength="24"
+                                required=true
+                                autofocus=true
+                                placeholder="Nickname, e.g. ann"
+                                aria-label="Nickname"
+                                bind:value=chat.nick_input
+                            />
+                            <button id="join-button" type="submit">"Join"</button>
+                        </div>
+                    </form>
+
+                    <section id="chat" class="chat card" hidden=move || !joined()>
+                        <ol id="messages" class="messages" aria-label="Messages" node_ref=list>
+                            <For each=move || chat.entries.get() key=|entry| entry.id let:entry>
+                                {entry_view(entry)}
+                            </For>
+                        </ol>
+                        <form
+                            id="compose"
+                            class="compose"
+                            autocomplete="off"
+                            on:submit=move |ev| {
+                                ev.prevent_default();
+                                chat.send();
+                            }
+                        >
+                            <input
+                                id="text"
+                                type="text"
+                                maxlength="1000"
+                                placeholder="Write a message…"
+                                aria-label="Message"
+                                bind:value=chat.text_input
+                            />
+                            <button
+                                id="send"
+                                type="submit"
+                                disabled=move || status.with(|s| s.state != State::Open)
+                            >
+                                "Send"
+                            </button>
+                        </form>
+                    </section>
+                </main>
+
+                <footer class="foot">
+                    "Served by " <code>"examples/chat_server.rs"</code> " · page in "
+                    <code>"examples/leptos-chat"</code>
+                </footer>
+            </div>
+        }
+    }
+
+    /// One message list entry. Text from the network is only ever rendered as text.
+    fn entry_view(entry: Entry) -> impl IntoView {
+        match entry.kind {
+            EntryKind::Msg { nick, text, mine } => {
+                let class = if mine { "entry msg mine" } else { "entry msg" };
+                view! {
+                    <li class=class>
+                        <span class="nick">{nick}</span>
+                        <span class="text">{text}</span>
+                    </li>
+                }
+                .into_any()
+            }
+            EntryKind::System(text) => view! {
+                <li class="entry system"><span class="text">{text}</span></li>
+            }
+            .into_any(),
+            EntryKind::Notice(text) => view! {
+                <li class="entry notice"><span class="text">{text}</span></li>
+            }
+            .into_any(),
+        }
+    }
+}

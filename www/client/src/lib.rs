@@ -12,6 +12,9 @@
 //!    delay (250 ms doubling to 5 s, reset once a connection stayed up 10 s), then go to 1.
 //!    Exactly one attempt per disconnect: the loop is the only place that dials.
 //!
+//! The messages, the nickname rule and the URL come from `isosock-chat-protocol`
+//! (`examples/chat-protocol`), the crate the server and the other clients share.
+//!
 //! `#status` carries the state in `data-state` (`idle`, `connecting`, `open`,
 //! `reconnecting`, `failed`), which `tests/e2e/chat.test.mjs` waits on. Nothing here panics
 //! on what the network or the page provides: failures are logged to the console and shown.
@@ -19,7 +22,6 @@
 
 mod backoff;
 mod dom;
-mod protocol;
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
@@ -33,7 +35,7 @@ use web_sys::{Event, EventTarget};
 
 use backoff::Backoff;
 use dom::{State, Ui};
-use protocol::{ClientMsg, ServerMsg};
+use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
 
 /// First reconnect delay (before jitter); doubles per failed attempt.
 const BACKOFF_BASE_MS: f64 = 250.0;
@@ -43,8 +45,6 @@ const BACKOFF_MAX_MS: f64 = 5_000.0;
 const STABLE_AFTER_MS: f64 = 10_000.0;
 /// Limit for one dial, so a black-holed attempt does not stall the loop for the default 30 s.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest nickname, in characters (the server's limit too).
-const MAX_NICK: usize = 24;
 /// Where the page remembers the last nickname (`localStorage`).
 const NICK_KEY: &str = "isosock-chat.nick";
 
@@ -126,13 +126,13 @@ impl App {
         if self.nick.get().is_some() {
             return;
         }
-        let nick: String = self.ui.nick.value().trim().chars().take(MAX_NICK).collect();
-        if nick.is_empty() {
+        // The server's own rule, so the name shown is the one the others see.
+        let Some(nick) = protocol::clean_nick(&self.ui.nick.value()) else {
             // Only blanks: clear them so the input's `required` check explains itself.
             self.ui.nick.set_value("");
             let _ = self.ui.nick.focus();
             return;
-        }
+        };
         remember_nick(&nick);
         self.ui.enter_chat(&nick);
         let _ = self.nick.set(nick.clone());
@@ -153,7 +153,10 @@ impl App {
                 .add_notice("Not connected: your message is still in the box.");
             return;
         };
-        let json = match (ClientMsg::Say { text }).to_json() {
+        let say = ClientMsg::Say {
+            text: text.to_owned(),
+        };
+        let json = match serde_json::to_string(&say) {
             Ok(json) => json,
             Err(e) => {
                 log_error(&format!("cannot encode a message: {e}"));
@@ -174,7 +177,7 @@ impl App {
 
     /// Shows one message from the server.
     fn receive(&self, text: &str) {
-        match ServerMsg::parse(text) {
+        match serde_json::from_str::<ServerMsg>(text) {
             Ok(ServerMsg::Msg { nick, text }) => {
                 // The server does not make nicknames unique: same nickname, same side.
                 let mine = self.nick.get() == Some(&nick);
@@ -203,7 +206,7 @@ async fn run(app: Rc<App>, nick: String) {
         }
     };
     // The nickname is fixed once joined: encode the hello once, resend it on every connection.
-    let hello = match (ClientMsg::Hello { nick: &nick }).to_json() {
+    let hello = match serde_json::to_string(&ClientMsg::Hello { nick }) {
         Ok(json) => json,
         Err(e) => {
             let e = format!("cannot encode the hello message: {e}");
@@ -349,18 +352,9 @@ async fn sleep_ms(ms: f64) -> Result<(), String> {
 /// The chat's WebSocket URL: this page's origin, path `/ws`.
 fn ws_url() -> Result<String, String> {
     let location = web_sys::window().ok_or("no window")?.location();
-    let protocol = location.protocol().map_err(|e| js_text(&e))?;
+    let scheme = location.protocol().map_err(|e| js_text(&e))?;
     let host = location.host().map_err(|e| js_text(&e))?;
-    let scheme = match protocol.as_str() {
-        "https:" => "wss:",
-        "http:" => "ws:",
-        other => {
-            return Err(format!(
-                "open this page from the chat server (http://…), not from a {other} URL"
-            ))
-        }
-    };
-    Ok(format!("{scheme}//{host}/ws"))
+    protocol::ws_url(&scheme, &host)
 }
 
 fn storage() -> Option<web_sys::Storage> {
