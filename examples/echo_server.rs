@@ -15,6 +15,11 @@
 //! - `!mute <ms>`: the server stops reading (and so answering pings and echoing) for `ms`
 //!   milliseconds, at most 60 s, like a peer behind a dead path.
 //!
+//! A connection to a path starting with `/http` instead carries HTTP/1.1 over an
+//! `isosock::ByteStream` (binary messages), served by hyper: `GET` answers
+//! `hello over websocket: <path>`, `POST` echoes the request body. The tests run a real
+//! protocol through the byte stream this way.
+//!
 //! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
 //! allows any origin (it holds no secrets; pages of any port may connect).
 
@@ -40,7 +45,10 @@ mod native {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use isosock::{accept, AcceptOptions, Conn, ErrorKind, Message, StatusCode, Upgrade};
+    use isosock::{
+        accept, AcceptOptions, ByteStream, Conn, ErrorKind, Message, MessageType, StatusCode,
+        Upgrade,
+    };
     use tokio::net::TcpListener;
 
     /// The example's entry point.
@@ -77,7 +85,10 @@ mod native {
                 let seen = url.clone();
                 let opts = options().on_request(move |req| {
                     if let Ok(mut u) = seen.lock() {
-                        *u = req.uri().to_string();
+                        *u = match req.query() {
+                            Some(q) => format!("{}?{q}", req.path()),
+                            None => req.path().to_owned(),
+                        };
                     }
                     Ok(Upgrade::new())
                 });
@@ -91,6 +102,12 @@ mod native {
                             *n += 1;
                             *n
                         };
+                        if url.starts_with("/http") {
+                            if let Err(e) = serve_http(conn).await {
+                                eprintln!("{peer}: http over websocket: {e}");
+                            }
+                            return;
+                        }
                         let session = Session { url, count };
                         if let Err(e) = echo_session(&conn, &session, &counts).await {
                             eprintln!("{peer}: {e}");
@@ -100,6 +117,30 @@ mod native {
                 }
             });
         }
+    }
+
+    /// Serves HTTP/1.1 with hyper over `conn` as a byte stream, until the client is done.
+    async fn serve_http(conn: Conn) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::{Bytes, Incoming};
+        use hyper::{Method, Request, Response};
+
+        async fn answer(
+            req: Request<Incoming>,
+        ) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+            let path = req.uri().path().to_owned();
+            let body = match *req.method() {
+                Method::POST => req.into_body().collect().await?.to_bytes(),
+                _ => Bytes::from(format!("hello over websocket: {path}")),
+            };
+            Ok(Response::new(Full::new(body)))
+        }
+
+        let io = hyper_util::rt::TokioIo::new(ByteStream::new(conn, MessageType::Binary));
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, hyper::service::service_fn(answer))
+            .await?;
+        Ok(())
     }
 
     /// What the echo server knows of one connection.

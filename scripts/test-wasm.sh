@@ -36,11 +36,12 @@ echo "test-wasm.sh: echo server at $url"
 
 export ISOSOCK_ECHO_URL="$url"
 # Every wasm test target: the library's unit tests, tests/wasm (tests/native is empty on
-# wasm32) and the doc tests, which Rust >= 1.89 builds for the target too.
-cargo test --target wasm32-unknown-unknown "$@"
+# wasm32) and the doc tests, which Rust >= 1.89 builds for the target too. Every feature,
+# so the json and protobuf scenarios run in the browser as well.
+cargo test --target wasm32-unknown-unknown --all-features "$@"
 
 # The same browser tests the way wasm-pack users run them. `--mode no-install` uses the
 # wasm-bindgen-cli on PATH (set-up installs the matching version) instead of downloading one.
 if [ $# -eq 0 ]; then
-    wasm-pack test --headless --chrome --mode no-install . --test wasm
+    wasm-pack test --headless --chrome --mode no-install . --test wasm --all-features
 fi

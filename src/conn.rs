@@ -116,11 +116,7 @@ impl Conn {
     /// # Ok(()) }
     /// ```
     pub fn split(self) -> (crate::MessageSink, crate::MessageStream) {
-        let conn = std::sync::Arc::new(self);
-        (
-            crate::MessageSink::new(conn.clone()),
-            crate::MessageStream::new(conn),
-        )
+        crate::MessageSink::split(std::sync::Arc::new(self))
     }
 
     /// Reads the next data message.

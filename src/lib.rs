@@ -83,6 +83,10 @@
 //!   "message too big", data after [`Conn::close_read`]: "unexpected data message").
 //!   [`Conn::close_now`] and dropping a `Conn` close with 1000. Natively every sendable code
 //!   goes out as given. `close` never throws in the browser.
+//! - **Data after this side's close**: once [`Conn::close`] has sent its close frame, the
+//!   browser drops data messages that still arrive (the WebSocket API only delivers them
+//!   while the socket is open). Natively a reader in another task still receives them until
+//!   the peer's close frame; without one, `close` reads and discards them too.
 //! - **Close timeout**: natively each half of the close handshake has its own
 //!   [`DialOptions::close_timeout`]; the browser runs the handshake itself, so the timeout
 //!   bounds the wait for its `close` event once.
@@ -133,7 +137,7 @@ pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 pub use heartbeat::{Heartbeat, HeartbeatHandle};
 pub use message::{Message, MessageType};
 pub use reconnect::{ReconnectOptions, Reconnecting};
-pub use stream::{ByteStream, MessageSink, MessageStream};
+pub use stream::{ByteStream, MessageSink, MessageStream, DEFAULT_MAX_MESSAGE};
 pub use task::MaybeSend;
 
 // Compiles the README's examples as doc tests.

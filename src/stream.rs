@@ -21,6 +21,9 @@ use crate::conn::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageType};
 
+/// The default largest message a [`ByteStream`] write sends: 16 KiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 10;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Whether a read error is the normal end of the message sequence: the peer closed with 1000
@@ -64,9 +67,12 @@ fn close_future(conn: &Arc<Conn>, code: StatusCode, reason: String) -> BoxFuture
 /// (coder/websocket's `NetConn`).
 ///
 /// - **Writing**: each `write` call sends its bytes as one message of the type chosen in
-///   [`new`](ByteStream::new). The write completes once the message is queued; its outcome is
-///   reported by the next `write`, `flush` or `close`. For [`MessageType::Text`], each write
-///   must be valid UTF-8 on its own.
+///   [`new`](ByteStream::new), up to [`max_message_size`](ByteStream::max_message_size)
+///   (default 16 KiB, within every default read limit): a longer write takes only that much
+///   and returns the count, as `AsyncWrite` allows (`write_all` sends the rest). The write
+///   completes once the message is queued; its outcome is reported by the next `write`,
+///   `flush` or `close`. For [`MessageType::Text`], each write must be valid UTF-8 on its own
+///   (a long one is cut at a character boundary).
 /// - **Reading**: reads span message boundaries: the stream is the concatenation of the
 ///   messages' payloads. Empty messages add nothing.
 /// - **End**: a close by the peer with 1000 (normal closure) or 1001 (going away), or a close
@@ -74,7 +80,9 @@ fn close_future(conn: &Arc<Conn>, code: StatusCode, reason: String) -> BoxFuture
 ///   [`io::Error`] whose inner error is the [`crate::Error`] (`get_ref()` and downcast to
 ///   reach its kind and close frame).
 /// - **Shutdown** (`poll_close` / tokio's `shutdown`): flushes, then closes the connection
-///   with 1000 and waits for the peer's close frame, as [`Conn::close`] does.
+///   with 1000 and waits for the peer's close frame, as [`Conn::close`] does. Unlike a TCP
+///   half-close, reading then ends too: a WebSocket close handshake discards what the peer
+///   still sends, so reads after a shutdown began report end-of-file.
 ///
 /// Implements futures-io's `AsyncRead` and `AsyncWrite` on every target, and tokio's natively.
 /// The connection's read limit still applies to each message.
@@ -96,6 +104,7 @@ fn close_future(conn: &Arc<Conn>, code: StatusCode, reason: String) -> BoxFuture
 pub struct ByteStream {
     conn: Arc<Conn>,
     message_type: MessageType,
+    max_message: usize,
     reading: Option<BoxFuture<Result<Message>>>,
     unread: Bytes,
     eof: bool,
@@ -122,6 +131,7 @@ impl ByteStream {
         ByteStream {
             conn: conn.into(),
             message_type,
+            max_message: DEFAULT_MAX_MESSAGE,
             reading: None,
             unread: Bytes::new(),
             eof: false,
@@ -129,6 +139,14 @@ impl ByteStream {
             closing: None,
             closed: false,
         }
+    }
+
+    /// Sets the largest message one write sends, in bytes (at least 1). Default: 16 KiB
+    /// ([`DEFAULT_MAX_MESSAGE`]), below the 32 KiB default read limit of isosock and
+    /// coder/websocket peers. Raise it only as far as the peer's read limit allows.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message = bytes.max(1);
+        self
     }
 
     /// Returns the connection, for everything else (close with a code, ping, subprotocol).
@@ -145,6 +163,18 @@ impl ByteStream {
                 return Poll::Ready(Ok(n));
             }
             if self.eof || buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            if self.closed || self.closing.is_some() {
+                // Shut down: the close handshake discards incoming data, so a read only helps
+                // it along (a new read would take the read lock the close needs) and then
+                // reports end-of-file.
+                if let Some(fut) = &mut self.closing {
+                    let res = ready!(fut.as_mut().poll(cx));
+                    self.closing = None;
+                    self.closed = true;
+                    res?;
+                }
                 return Poll::Ready(Ok(0));
             }
             let conn = &self.conn;
@@ -180,10 +210,15 @@ impl ByteStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        let data = &data[..data.len().min(self.max_message)];
         let msg = match self.message_type {
             MessageType::Binary => Message::Binary(Bytes::copy_from_slice(data)),
             MessageType::Text => match std::str::from_utf8(data) {
                 Ok(text) => Message::Text(text.to_owned()),
+                // Cut inside a character by the size cap: send the whole ones.
+                Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => {
+                    Message::Text(String::from_utf8_lossy(&data[..e.valid_up_to()]).into_owned())
+                }
                 Err(_) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -192,13 +227,14 @@ impl ByteStream {
                 }
             },
         };
+        let taken = msg.len();
         let mut fut = write_future(&self.conn, msg);
         // Start it now; its outcome, if not ready, is reported by the next write or flush.
         match fut.as_mut().poll(cx) {
             Poll::Ready(res) => res?,
             Poll::Pending => self.writing = Some(fut),
         }
-        Poll::Ready(Ok(data.len()))
+        Poll::Ready(Ok(taken))
     }
 
     fn poll_shutdown_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -206,6 +242,10 @@ impl ByteStream {
             return Poll::Ready(Ok(()));
         }
         ready!(self.poll_pending_write(cx))?;
+        // A read in flight holds the connection's read lock; nobody polls it while we shut
+        // down, so `close` could not read the peer's close frame. Reads are cancel-safe:
+        // dropping it loses nothing.
+        self.reading = None;
         let conn = &self.conn;
         let fut = self
             .closing
@@ -288,11 +328,22 @@ impl tokio::io::AsyncWrite for ByteStream {
 /// then the stream ends. It is a [`FusedStream`].
 ///
 /// Cancel-safe: a read in flight is kept inside the stream, so dropping a `next()` future
-/// (in `select!`) loses no message.
+/// (in `select!`) loses no message. Closing from the [`MessageSink`] of the same split drops
+/// such an idle read first, so the close handshake is not held up by a stream nobody polls.
 pub struct MessageStream {
     conn: Arc<Conn>,
-    reading: Option<BoxFuture<Result<Message>>>,
+    reading: ReadSlot,
     done: bool,
+}
+
+/// A stream's read in flight, shared with the sink of the same split so that closing from
+/// the sink can drop a read nobody polls (it holds the connection's read lock, which `close`
+/// needs to see the peer's close frame).
+type ReadSlot = Arc<std::sync::Mutex<Option<BoxFuture<Result<Message>>>>>;
+
+fn clear(slot: &ReadSlot) {
+    let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(taken);
 }
 
 impl std::fmt::Debug for MessageStream {
@@ -308,7 +359,7 @@ impl MessageStream {
     pub fn new(conn: Arc<Conn>) -> Self {
         MessageStream {
             conn,
-            reading: None,
+            reading: ReadSlot::default(),
             done: false,
         }
     }
@@ -327,10 +378,14 @@ impl Stream for MessageStream {
         if this.done {
             return Poll::Ready(None);
         }
-        let conn = &this.conn;
-        let fut = this.reading.get_or_insert_with(|| read_future(conn));
-        let res = ready!(fut.as_mut().poll(cx));
-        this.reading = None;
+        let res = {
+            let mut slot = this.reading.lock().unwrap_or_else(|e| e.into_inner());
+            let conn = &this.conn;
+            let fut = slot.get_or_insert_with(|| read_future(conn));
+            let res = ready!(fut.as_mut().poll(cx));
+            *slot = None;
+            res
+        };
         Poll::Ready(match res {
             Ok(msg) => Some(Ok(msg)),
             Err(e) => {
@@ -355,6 +410,8 @@ impl FusedStream for MessageStream {
 /// [`close_with`](MessageSink::close_with), which gloo-net's split halves cannot do.
 pub struct MessageSink {
     conn: Arc<Conn>,
+    /// The read slot of the stream from the same split, if any.
+    stream_read: Option<ReadSlot>,
     writing: Option<BoxFuture<Result<()>>>,
     closing: Option<BoxFuture<Result<()>>>,
 }
@@ -372,8 +429,24 @@ impl MessageSink {
     pub fn new(conn: Arc<Conn>) -> Self {
         MessageSink {
             conn,
+            stream_read: None,
             writing: None,
             closing: None,
+        }
+    }
+
+    /// The halves of [`Conn::split`], sharing the stream's read slot.
+    pub(crate) fn split(conn: Arc<Conn>) -> (MessageSink, MessageStream) {
+        let stream = MessageStream::new(conn.clone());
+        let mut sink = MessageSink::new(conn);
+        sink.stream_read = Some(stream.reading.clone());
+        (sink, stream)
+    }
+
+    /// Drops the stream's idle read before closing (see `ReadSlot`).
+    fn release_read(&self) {
+        if let Some(slot) = &self.stream_read {
+            clear(slot);
         }
     }
 
@@ -394,6 +467,7 @@ impl MessageSink {
     /// Not cancel-safe, as [`Conn::close`].
     pub async fn close_with(&mut self, code: StatusCode, reason: &str) -> Result<()> {
         std::future::poll_fn(|cx| self.poll_pending(cx)).await?;
+        self.release_read();
         self.conn.close(code, reason).await
     }
 

@@ -2,6 +2,8 @@
 //! Chromium (tests/wasm) against the echo server of `examples/echo_server.rs`.
 #![allow(dead_code)]
 
+pub mod helpers;
+
 use futures_util::future::join_all;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use isosock::{close_status, dial, DialOptions, ErrorKind, Message, MessageType, StatusCode};

@@ -58,3 +58,28 @@ async fn no_common_subprotocol_is_accepted() {
     })
     .await;
 }
+
+macro_rules! helper_scenarios {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$attr])*
+        #[tokio::test]
+        async fn $name() {
+            let url = echo_url().await;
+            bounded(common::helpers::$name(&url)).await;
+        }
+    )*};
+}
+
+helper_scenarios!(
+    #[cfg(feature = "json")]
+    json_round_trip_and_errors,
+    #[cfg(feature = "protobuf")]
+    protobuf_round_trip_and_errors,
+    byte_stream_spans_messages_and_ends,
+    http_over_byte_stream,
+    split_stream_and_sink,
+    reconnect_after_drop_once_per_disconnect,
+    reconnect_stops_on_a_final_code,
+    reconnect_offline_queue,
+    heartbeat_message_mode_detects_a_silent_peer,
+);

@@ -112,6 +112,30 @@ async fn refused_connection() {
     common::refused_connection().await;
 }
 
+macro_rules! helper_scenarios {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$attr])*
+        #[wasm_bindgen_test]
+        async fn $name() {
+            common::helpers::$name(echo_url()).await;
+        }
+    )*};
+}
+
+helper_scenarios!(
+    #[cfg(feature = "json")]
+    json_round_trip_and_errors,
+    #[cfg(feature = "protobuf")]
+    protobuf_round_trip_and_errors,
+    byte_stream_spans_messages_and_ends,
+    http_over_byte_stream,
+    split_stream_and_sink,
+    reconnect_after_drop_once_per_disconnect,
+    reconnect_stops_on_a_final_code,
+    reconnect_offline_queue,
+    heartbeat_message_mode_detects_a_silent_peer,
+);
+
 // ---- browser-only ---------------------------------------------------------------------------
 
 /// When the server picks none of the offered subprotocols, Chromium fails the handshake
@@ -173,11 +197,12 @@ async fn read_limit_after_full_read_closes_the_socket() {
     assert_eq!(err.kind(), ErrorKind::MessageTooBig, "{err:?}");
     let again = conn.read().await.expect_err("still failed");
     assert_eq!(again.kind(), ErrorKind::MessageTooBig);
+    // Writes report the failure itself, as natively.
     let err = conn
         .write("late")
         .await
         .expect_err("write after the failure");
-    assert_eq!(err.kind(), ErrorKind::AlreadyClosed, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::MessageTooBig, "{err:?}");
     let frame = wait_for_peer_close(&conn).await;
     assert_eq!(frame.code, StatusCode::NORMAL_CLOSURE);
     assert_eq!(frame.reason, "message too big");
