@@ -20,5 +20,6 @@ mod hyper_service;
 mod interop;
 mod misc;
 mod scenarios;
+mod server;
 mod tls;
 mod util;

@@ -1,0 +1,517 @@
+//! A callback-style server over [`accept`](crate::accept) (native only), in the manner of
+//! eyesore/ws and Jochen Voss's handler: the application implements a [`Handler`]; the
+//! [`Server`] runs the accept loop, one task per connection, the limits, and shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::accept::{accept, AcceptOptions, Reject, Upgrade, UpgradeRequest};
+use crate::close::StatusCode;
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+
+/// The application side of a [`Server`]: one method per moment of a connection's life.
+///
+/// Every method but [`on_message`](Handler::on_message) has a default that does nothing (or
+/// accepts). The async methods of one connection run one after another on its task, so
+/// `on_message` is not called again until the previous call returned: that is the
+/// connection's backpressure. Spawn a task to do slow work concurrently; [`Session`] is
+/// cheap to clone and can write from anywhere.
+///
+/// # Examples
+///
+/// ```no_run
+/// use isosock::server::{CloseInfo, Handler, Server, ServerOptions, Session};
+/// use isosock::{Message, Reject, Upgrade, UpgradeRequest};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_connect(&self, req: &UpgradeRequest<'_>) -> Result<Upgrade, Reject> {
+///         match req.path() {
+///             "/echo" => Ok(Upgrade::new()),
+///             _ => Err(Reject::new(404, "no such endpoint")),
+///         }
+///     }
+///
+///     async fn on_message(&self, session: &Session, msg: Message) {
+///         let _ = session.write(msg).await;
+///     }
+///
+///     async fn on_close(&self, session: &Session, close: CloseInfo) {
+///         println!("{} left: {close:?}", session.remote_addr());
+///     }
+/// }
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// Server::new(Echo, ServerOptions::new()).serve(listener).await;
+/// # Ok(()) }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Sees the upgrade request (path, query, headers, origin, offered subprotocols) after
+    /// the protocol and origin checks: `Ok` upgrades (optionally picking the subprotocol or
+    /// adding response headers), `Err` answers with the rejection's status and reason.
+    /// Default: accept.
+    fn on_connect(&self, request: &UpgradeRequest<'_>) -> std::result::Result<Upgrade, Reject> {
+        let _ = request;
+        Ok(Upgrade::new())
+    }
+
+    /// Called once the connection is open, before any message.
+    fn on_open(&self, session: &Session) -> impl Future<Output = ()> + Send {
+        let _ = session;
+        async {}
+    }
+
+    /// Called for each message received.
+    fn on_message(&self, session: &Session, msg: Message) -> impl Future<Output = ()> + Send;
+
+    /// Called once when the connection has ended, however it ended.
+    fn on_close(&self, session: &Session, close: CloseInfo) -> impl Future<Output = ()> + Send {
+        let _ = (session, close);
+        async {}
+    }
+}
+
+/// How a connection ended, for [`Handler::on_close`].
+#[derive(Debug, Clone)]
+pub struct CloseInfo {
+    clean: bool,
+    code: Option<StatusCode>,
+    reason: String,
+    error: Option<Error>,
+}
+
+impl CloseInfo {
+    /// Whether the connection ended with a close handshake (the peer's close frame arrived).
+    pub fn was_clean(&self) -> bool {
+        self.clean
+    }
+
+    /// The close code the peer sent, if it sent a close frame.
+    pub fn code(&self) -> Option<StatusCode> {
+        self.code
+    }
+
+    /// The close reason the peer sent (empty without a close frame).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Why the connection ended, unless it was a close handshake started by the peer: the
+    /// transport failed, a limit was exceeded, the server closed it, ...
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    fn from_end(conn: &Conn, err: Error) -> Self {
+        let frame = conn.peer_close_frame();
+        let peer_started = err.kind() == ErrorKind::Closed && !conn.closed_locally();
+        CloseInfo {
+            clean: frame.is_some(),
+            code: frame.as_ref().map(|f| f.code),
+            reason: frame.map(|f| f.reason).unwrap_or_default(),
+            error: (!peer_started).then_some(err),
+        }
+    }
+}
+
+/// One connection of a [`Server`]: what the request asked for, and a handle to write and
+/// close. Clones share the connection, so any task may write (writes are serialized, whole
+/// messages never interleave).
+#[derive(Debug, Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+#[derive(Debug)]
+struct SessionInner {
+    id: u64,
+    conn: Arc<Conn>,
+    remote: SocketAddr,
+    request: RequestInfo,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RequestInfo {
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+}
+
+impl Session {
+    /// A number unique among this server's sessions.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote
+    }
+
+    /// The path of the upgrade request.
+    pub fn path(&self) -> &str {
+        &self.inner.request.path
+    }
+
+    /// The query string of the upgrade request, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.inner.request.query.as_deref()
+    }
+
+    /// The headers of the upgrade request.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.request.headers
+    }
+
+    /// The negotiated subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.inner.conn.subprotocol()
+    }
+
+    /// The connection, for everything else (ping, `set_read_limit`, a `Writer`). Reading it
+    /// directly would take messages from [`Handler::on_message`].
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.inner.conn
+    }
+
+    /// Sends a message; see [`Conn::write`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::write`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Conn::write`].
+    pub async fn write(&self, msg: impl Into<Message>) -> Result<()> {
+        self.inner.conn.write(msg).await
+    }
+
+    /// Closes the connection with a close handshake; see [`Conn::close`].
+    /// [`Handler::on_close`] follows.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::close`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Conn::close`].
+    pub async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
+        self.inner.conn.close(code, reason).await
+    }
+
+    /// Closes the connection at once; see [`Conn::close_now`].
+    pub fn close_now(&self) {
+        self.inner.conn.close_now();
+    }
+}
+
+/// The default largest number of open connections of a [`Server`]: 10,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Options for a [`Server`].
+///
+/// Defaults: [`AcceptOptions::new()`] (32 KiB read limit, same-origin only, 10 s handshake
+/// timeout), at most 10,000 open connections (more are refused with `503 Service
+/// Unavailable`), no message rate limit.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    accept: AcceptOptions,
+    max_connections: usize,
+    rate: Option<(f64, f64)>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            accept: AcceptOptions::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            rate: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Creates options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the per-connection upgrade options: subprotocols, origin policy, read limit,
+    /// timeouts. Their `on_request` hook is replaced by [`Handler::on_connect`].
+    pub fn accept_options(mut self, options: AcceptOptions) -> Self {
+        self.accept = options;
+        self
+    }
+
+    /// Sets the largest number of open connections; upgrade requests beyond it are refused
+    /// with `503 Service Unavailable` and `Retry-After: 1`. Default: 10,000.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Limits each connection to `per_second` messages on average, with bursts of `burst`
+    /// (a token bucket); a connection over it is closed with 1008 (policy violation)
+    /// "rate limit exceeded". Default: no limit.
+    pub fn message_rate(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate = Some((per_second.max(0.0), f64::from(burst.max(1))));
+        self
+    }
+}
+
+struct ServerState {
+    sessions: Mutex<HashMap<u64, Session>>,
+    next_id: AtomicU64,
+    stopping: std::sync::atomic::AtomicBool,
+    stop: Notify,
+    /// Woken whenever a session ends.
+    ended: Notify,
+}
+
+impl ServerState {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<u64, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A WebSocket server that calls a [`Handler`]; see the trait for an example.
+pub struct Server<H: Handler> {
+    handler: Arc<H>,
+    options: ServerOptions,
+    state: Arc<ServerState>,
+}
+
+impl<H: Handler> std::fmt::Debug for Server<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("options", &self.options)
+            .field("open", &self.state.sessions().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// Creates a server that calls `handler`.
+    pub fn new(handler: H, options: ServerOptions) -> Self {
+        Server {
+            handler: Arc::new(handler),
+            options,
+            state: Arc::new(ServerState {
+                sessions: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                stop: Notify::new(),
+                ended: Notify::new(),
+            }),
+        }
+    }
+
+    /// A handle to count, reach and shut down this server's sessions from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Accepts connections on `listener` until [`ServerHandle::shutdown`], then waits for
+    /// every session to end.
+    ///
+    /// Each connection runs on its own tokio task: the upgrade (with
+    /// [`Handler::on_connect`]), `on_open`, `on_message` per message, `on_close`. Failed
+    /// upgrades are answered with their HTTP error and otherwise ignored.
+    ///
+    /// Errors of `listener.accept()` never end it: one about a single connection is skipped,
+    /// any other (running out of file descriptors, say) is retried after 100 ms.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting; sessions already open go on.
+    pub async fn serve(self, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = self.wait_stopping() => break,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(x) => x,
+                Err(e) if is_per_connection(&e) => continue,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (handler, options, state) = (
+                self.handler.clone(),
+                self.options.clone(),
+                self.state.clone(),
+            );
+            tokio::spawn(connection(handler, options, state, tcp, remote));
+        }
+        // Shutting down: wait until every session has ended.
+        loop {
+            let ended = self.state.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.state.sessions().is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    async fn wait_stopping(&self) {
+        loop {
+            let notified = self.state.stop.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.state.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::ConnectionRefused | K::Interrupted
+    )
+}
+
+/// One connection, from upgrade to `on_close`.
+async fn connection<H: Handler>(
+    handler: Arc<H>,
+    options: ServerOptions,
+    state: Arc<ServerState>,
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+) {
+    let request = Arc::new(Mutex::new(RequestInfo::default()));
+    let hook = {
+        let (handler, request, state) = (handler.clone(), request.clone(), state.clone());
+        let max = options.max_connections;
+        move |req: &UpgradeRequest<'_>| {
+            if state.stopping.load(Ordering::Acquire) {
+                return Err(Reject::new(503, "the server is shutting down"));
+            }
+            if state.sessions().len() >= max {
+                return Err(Reject::new(503, "too many connections").header("Retry-After", "1"));
+            }
+            let verdict = handler.on_connect(req);
+            if verdict.is_ok() {
+                if let Ok(mut r) = request.lock() {
+                    *r = RequestInfo {
+                        path: req.path().to_owned(),
+                        query: req.query().map(str::to_owned),
+                        headers: req.headers().clone(),
+                    };
+                }
+            }
+            verdict
+        }
+    };
+    let accept_options = options.accept.clone().on_request(hook);
+    let Ok(conn) = accept(tcp, &accept_options).await else {
+        return;
+    };
+    let request = request.lock().map(|r| r.clone()).unwrap_or_default();
+    let session = Session {
+        inner: Arc::new(SessionInner {
+            id: state.next_id.fetch_add(1, Ordering::Relaxed),
+            conn: Arc::new(conn),
+            remote,
+            request,
+        }),
+    };
+    state.sessions().insert(session.id(), session.clone());
+    // A shutdown that began during the upgrade missed this session: close it here.
+    if state.stopping.load(Ordering::Acquire) {
+        let _ = session
+            .close(StatusCode::GOING_AWAY, "server shutting down")
+            .await;
+    }
+
+    handler.on_open(&session).await;
+    let mut bucket = options
+        .rate
+        .map(|(rate, burst)| (rate, burst, burst, Instant::now()));
+    let end = loop {
+        let msg = match session.conn().read().await {
+            Ok(msg) => msg,
+            Err(e) => break e,
+        };
+        if let Some((rate, burst, tokens, last)) = &mut bucket {
+            let now = Instant::now();
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * *rate).min(*burst);
+            *last = now;
+            if *tokens < 1.0 {
+                let _ = session
+                    .close(StatusCode::POLICY_VIOLATION, "rate limit exceeded")
+                    .await;
+                break Error::new(
+                    ErrorKind::Protocol,
+                    "the client exceeded the message rate limit; closed with 1008",
+                );
+            }
+            *tokens -= 1.0;
+        }
+        handler.on_message(&session, msg).await;
+    };
+    let info = CloseInfo::from_end(session.conn(), end);
+    handler.on_close(&session, info).await;
+    state.sessions().remove(&session.id());
+    state.ended.notify_waiters();
+}
+
+/// Reaches a [`Server`]'s sessions from anywhere: count them, list them, shut down.
+#[derive(Clone)]
+pub struct ServerHandle {
+    state: Arc<ServerState>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("open", &self.connections())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The number of open sessions.
+    pub fn connections(&self) -> usize {
+        self.state.sessions().len()
+    }
+
+    /// The open sessions (for a broadcast, say).
+    pub fn sessions(&self) -> Vec<Session> {
+        self.state.sessions().values().cloned().collect()
+    }
+
+    /// Stops accepting and closes every session with `code` and `reason` (a close handshake
+    /// each, concurrently, bounded by the close timeout); [`Server::serve`] then returns once
+    /// every `on_close` has run. Use [`StatusCode::GOING_AWAY`] (1001) for a restart.
+    pub async fn shutdown(&self, code: StatusCode, reason: &str) {
+        self.state.stopping.store(true, Ordering::Release);
+        self.state.stop.notify_waiters();
+        let sessions = self.sessions();
+        let closes = sessions.iter().map(|s| s.close(code, reason));
+        futures_util::future::join_all(closes).await;
+    }
+}
