@@ -13,9 +13,10 @@ step() { printf '\n== %s\n' "$*"; }
 step "rustfmt"
 cargo fmt --all -- --check
 
-# Every feature set a user can pick; the features only change native builds.
+# Every feature set a user can pick (each feature alone, none, all).
 FEATURE_SETS=("" "--no-default-features" "--no-default-features --features native-roots"
-              "--no-default-features --features hyper" "--all-features")
+              "--no-default-features --features hyper" "--no-default-features --features json"
+              "--no-default-features --features protobuf" "--all-features")
 
 step "clippy, native, every feature set"
 for f in "${FEATURE_SETS[@]}"; do
@@ -41,7 +42,7 @@ cargo clippy --quiet -p isosock-chat-protocol -p isosock-chat-cli --all-targets 
 
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
-RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown --all-features
 
 step "native tests (unit, scenarios, server, TLS, hyper, interop, doc tests)"
 cargo test --all-features

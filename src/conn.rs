@@ -96,9 +96,9 @@ impl Conn {
     /// [`Stream`](futures_core::Stream) of incoming ones, for `StreamExt`, `SinkExt`,
     /// `forward` and `select!`.
     ///
-    /// Both halves share the connection: [`MessageSink::close_with`] closes it with any code
+    /// Both halves share the connection: [`MessageSink::close_with`](crate::MessageSink::close_with) closes it with any code
     /// from the writing side, and either half's `conn()` reaches every other method. See
-    /// [`MessageStream`] for when the stream ends.
+    /// [`MessageStream`](crate::MessageStream) for when the stream ends.
     ///
     /// # Examples
     ///

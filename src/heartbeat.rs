@@ -27,7 +27,7 @@ enum Probe {
 ///
 /// Two kinds of probe:
 ///
-/// - [`Heartbeat::ping`] (native only): a WebSocket ping. Every RFC 6455 peer answers it, no
+/// - `Heartbeat::ping` (native only): a WebSocket ping. Every RFC 6455 peer answers it, no
 ///   application support needed.
 /// - [`Heartbeat::message`] (every target): an application message (say `{"type":"ping"}`)
 ///   that the peer's application answers. This is the browser's way: browsers answer pings

@@ -31,6 +31,16 @@
 //! - [`Conn`], [`Reader`], [`Writer`] and the futures of `Conn`'s methods are `Send`.
 //! - `read` is cancel-safe: dropping it in `select!` loses nothing.
 //!
+//! ## Helpers
+//!
+//! - `isosock::json` and `isosock::protobuf` (features `json`, `protobuf`): typed values
+//!   per message.
+//! - [`ByteStream`]: `AsyncRead + AsyncWrite` over messages, for tunnelling a protocol.
+//! - [`Conn::split`]: a [`MessageSink`] and a [`MessageStream`] (`Sink`/`Stream`).
+//! - [`Reconnecting`]: a client that reconnects with backoff ([`reconnect`]).
+//! - [`Heartbeat`]: notices a silent peer and fails the connection.
+//! - `server` (native): a callback server over `accept`.
+//!
 //! ## Limits and their defaults
 //!
 //! | limit | default | set with |
@@ -43,6 +53,9 @@
 //! | browser send buffer before `write` waits (`bufferedAmount`) | 1 MiB | [`DialOptions::write_high_water_mark`] |
 //! | unread messages held in the browser | max(16 MiB, 4 × read limit) | the read limit |
 //! | refused handshake body kept in the error | 1 KiB | fixed ([`HTTP_BODY_PREFIX`]) |
+//! | [`ByteStream`] message per write | 16 KiB | [`ByteStream::max_message_size`] |
+//! | [`Reconnecting`] read-ahead; offline queue | 16 messages; off | [`ReconnectOptions::read_ahead`], [`ReconnectOptions::queue_while_offline`] |
+//! | `server` open connections; message rate | 10,000; unlimited | `ServerOptions` |
 //!
 //! ## Platform differences
 //!
@@ -51,6 +64,11 @@
 //! - **`accept`, `accept_http`, `AcceptOptions`**: native only (a page cannot be a server);
 //!   not compiled for wasm.
 //! - **`Conn::ping`**: native only; browsers answer pings themselves and cannot send them.
+//!   For the same reason `Heartbeat::ping` is native only; [`Heartbeat::message`] (an
+//!   application message the peer answers) works on both.
+//! - **`server`** (the callback server): native only, like `accept`.
+//! - **Heartbeat liveness**: natively any frame read counts as a sign of life (so keep a read
+//!   loop running); in the browser any message that arrives counts, read or not.
 //! - **HTTP headers and TLS settings on dial** (`DialOptions::header`,
 //!   `DialOptions::tls_config`, `Response::headers`): native only; the browser API has
 //!   none. Carry a browser's credentials in a subprotocol or the query string.
