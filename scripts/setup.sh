@@ -53,6 +53,12 @@ if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WP_VERSION" ];
   cargo install wasm-pack --version "=$WP_VERSION" --locked --force
 else echo "present"; fi
 
+CF_VERSION=0.13.2
+say "cargo-fuzz $CF_VERSION (the fuzz targets in fuzz/)"
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CF_VERSION" ]; then
+  cargo install cargo-fuzz --version "=$CF_VERSION" --locked --force
+else echo "present"; fi
+
 say "Python websockets (interop peer) in .deps/venv"
 PY="$DEPS/venv/bin/python"
 if ! "$PY" -c 'import websockets, sys; sys.exit(websockets.__version__ != "'"$(sed -n 's/^websockets==//p' tests/interop/requirements.txt)"'")' 2>/dev/null; then

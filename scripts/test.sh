@@ -63,5 +63,8 @@ step "chat examples: protocol and CLI unit tests, Leptos page + native CLI chat,
 cargo test --quiet -p isosock-chat-protocol -p isosock-chat-cli
 ./scripts/test-examples.sh
 
+step "fuzzing: every target in fuzz/ for ${FUZZ_SECONDS:-60} s (FUZZ_SECONDS sets it)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+
 echo
 echo "all checks passed"

@@ -121,6 +121,9 @@ mod close;
 mod conn;
 mod dial;
 mod error;
+#[cfg(all(fuzzing, not(target_arch = "wasm32")))]
+#[doc(hidden)]
+pub mod fuzz;
 mod heartbeat;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]

@@ -47,7 +47,8 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
     }
 }
 
-async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
+/// The request URI, host and port a URL dials.
+pub(crate) fn target(url: &WsUrl<'_>) -> Result<(http::Uri, String, u16)> {
     let uri: http::Uri = url
         .full
         .parse()
@@ -62,6 +63,11 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         })?
         .to_owned();
     let port = uri.port_u16().unwrap_or(if url.secure { 443 } else { 80 });
+    Ok((uri, host, port))
+}
+
+async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
+    let (uri, host, port) = target(url)?;
     let mut extra = HeaderMap::new();
     if !opts.subprotocols.is_empty() {
         let value = HeaderValue::from_str(&opts.subprotocols.join(", ")).map_err(|e| {
@@ -310,4 +316,50 @@ fn build_tls_config() -> std::result::Result<Arc<rustls::ClientConfig>, String> 
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The client handshake against a canned response (see `crate::fuzz::client_handshake`).
+#[cfg(fuzzing)]
+pub(crate) async fn handshake_for_fuzzing(
+    response: &[u8],
+    offered: &[String],
+) -> std::result::Result<Option<String>, ErrorKind> {
+    let (client, mut server) = tokio::io::duplex(64 << 10);
+    let response = response.to_vec();
+    let answer = async move {
+        let mut req = Vec::new();
+        let mut byte = [0u8; 1];
+        while !req.ends_with(b"\r\n\r\n") {
+            match server.read(&mut byte).await {
+                Ok(1) => req.push(byte[0]),
+                _ => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&req);
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let accept = derive_accept_key(key.as_bytes());
+        let mut out = Vec::with_capacity(response.len());
+        let mut rest = &response[..];
+        while let Some(i) = rest.windows(8).position(|w| w == b"{ACCEPT}") {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(accept.as_bytes());
+            rest = &rest[i + 8..];
+        }
+        out.extend_from_slice(rest);
+        let _ = server.write_all(&out).await;
+        let _ = server.shutdown().await;
+    };
+    let uri: http::Uri = "ws://fuzz.test/"
+        .parse()
+        .map_err(|_| ErrorKind::InvalidUrl)?;
+    let mut transport = Transport::new(client);
+    let extra = HeaderMap::new();
+    let handshake = client_handshake(&mut transport, &uri, &extra, offered);
+    let (_, result) = tokio::join!(answer, handshake);
+    result.map(|(_, _, sub)| sub).map_err(|e| e.kind())
 }

@@ -2,7 +2,7 @@
 
 pub(crate) mod accept;
 mod conn;
-mod dial;
+pub(crate) mod dial;
 mod http1;
 mod io;
 pub(crate) mod rt;

@@ -1,0 +1,41 @@
+//! Entry points for the fuzz targets in `fuzz/`: the parsers isosock owns, reachable without a
+//! network. Compiled only with `--cfg fuzzing` (which cargo-fuzz sets); not part of the API.
+#![allow(missing_docs, unreachable_pub)]
+
+use crate::close::{validate_close as validate, StatusCode};
+use crate::dial::WsUrl;
+
+/// Whether `url` passes the URL checks `dial` makes before connecting (both the shared ones
+/// and the native backend's host and port extraction).
+pub fn parse_url(url: &str) -> bool {
+    let Ok(parsed) = WsUrl::parse(url) else {
+        return false;
+    };
+    crate::native::dial::target(&parsed).is_ok()
+}
+
+/// Whether `close(code, reason)` would be allowed to send.
+pub fn validate_close(code: u16, reason: &str) -> bool {
+    validate(StatusCode::from(code), reason).is_ok()
+}
+
+/// Whether `accept`'s origin check lets a request with these `Origin` and `Host` header
+/// values through under `patterns`.
+pub fn origin_allowed(origin: &[u8], host: &[u8], patterns: &[String]) -> bool {
+    crate::native::accept::origin_allowed_for_fuzzing(origin, host, patterns)
+}
+
+/// The origin-pattern glob.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    crate::native::accept::glob_match(pattern, text)
+}
+
+/// Runs the client's opening handshake against a server that answers with `response`, in
+/// which every `{ACCEPT}` is replaced by the right `Sec-WebSocket-Accept` value for the
+/// request's key. Returns the negotiated subprotocol, or the error kind.
+pub async fn client_handshake(
+    response: &[u8],
+    offered: &[String],
+) -> Result<Option<String>, crate::ErrorKind> {
+    crate::native::dial::handshake_for_fuzzing(response, offered).await
+}
