@@ -1,5 +1,6 @@
 //! Native tests: the shared scenarios against an in-process echo server, plus server-side,
-//! TLS, cancellation and interop tests against real Python `websockets` and Node `ws` peers.
+//! TLS, cancellation and fault tests, and interop tests against real Python `websockets` and
+//! Node `ws` peers.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
     unreachable_pub,
@@ -15,6 +16,8 @@ mod common;
 mod echo_server;
 
 mod accept;
+mod conformance;
+mod faults;
 #[cfg(feature = "hyper")]
 mod hyper_service;
 mod interop;
