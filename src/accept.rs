@@ -156,11 +156,25 @@ impl AcceptOptions {
 }
 
 /// A client's upgrade request, as the [`AcceptOptions::on_request`] hook sees it.
-#[derive(Debug, Clone, Copy)]
+///
+/// Its `Debug` output leaves out the values of headers that may carry credentials
+/// (`Authorization`, `Cookie`, ...) and the query string.
+#[derive(Clone, Copy)]
 pub struct UpgradeRequest<'a> {
     pub(crate) method: &'a Method,
     pub(crate) uri: &'a Uri,
     pub(crate) headers: &'a HeaderMap,
+}
+
+impl std::fmt::Debug for UpgradeRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeRequest")
+            .field("method", self.method)
+            .field("path", &self.uri.path())
+            .field("query", &self.uri.query().map(|_| "…"))
+            .field("headers", &crate::redact::Headers::map(self.headers))
+            .finish()
+    }
 }
 
 impl<'a> UpgradeRequest<'a> {

@@ -32,7 +32,7 @@ pub const DEFAULT_WRITE_HIGH_WATER_MARK: usize = 1 << 20;
 ///     .timeout(Duration::from_secs(10));
 /// assert_eq!(opts.get_read_limit(), 1 << 20);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DialOptions {
     pub(crate) subprotocols: Vec<String>,
     pub(crate) read_limit: usize,
@@ -43,6 +43,21 @@ pub struct DialOptions {
     pub(crate) headers: Vec<(String, String)>,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for DialOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("DialOptions");
+        d.field("subprotocols", &self.subprotocols)
+            .field("read_limit", &self.read_limit)
+            .field("timeout", &self.timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("write_high_water_mark", &self.write_high_water_mark);
+        #[cfg(not(target_arch = "wasm32"))]
+        d.field("headers", &crate::redact::Headers::pairs(&self.headers))
+            .field("tls_config", &self.tls_config.is_some());
+        d.finish()
+    }
 }
 
 impl Default for DialOptions {
@@ -170,11 +185,25 @@ impl DialOptions {
 }
 
 /// What the server answered to a successful opening handshake.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the values of headers that may carry credentials
+/// (`Set-Cookie`, ...).
+#[derive(Clone)]
 pub struct Response {
     pub(crate) subprotocol: Option<String>,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) headers: http::HeaderMap,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Response");
+        d.field("status", &self.status())
+            .field("subprotocol", &self.subprotocol);
+        #[cfg(not(target_arch = "wasm32"))]
+        d.field("headers", &crate::redact::Headers::map(&self.headers));
+        d.finish()
+    }
 }
 
 impl Response {
@@ -261,7 +290,10 @@ pub(crate) struct WsUrl<'a> {
 
 impl<'a> WsUrl<'a> {
     pub(crate) fn parse(url: &'a str) -> Result<Self> {
-        let bad = |why: &str| Error::new(ErrorKind::InvalidUrl, format!("{url:?}: {why}"));
+        let bad = |why: &str| {
+            let shown = crate::redact::url(url);
+            Error::new(ErrorKind::InvalidUrl, format!("{shown:?}: {why}"))
+        };
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected ws://host or wss://host"))?;

@@ -142,11 +142,21 @@ struct SessionInner {
     request: RequestInfo,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct RequestInfo {
     path: String,
     query: Option<String>,
     headers: HeaderMap,
+}
+
+impl std::fmt::Debug for RequestInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestInfo")
+            .field("path", &self.path)
+            .field("query", &self.query.as_ref().map(|_| "…"))
+            .field("headers", &crate::redact::Headers::map(&self.headers))
+            .finish()
+    }
 }
 
 impl Session {

@@ -41,7 +41,7 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
             ErrorKind::Timeout,
             format!(
                 "the connection to {} was not open within {limit:?}",
-                url.full
+                crate::redact::url(url.full)
             ),
         )),
     }
@@ -49,16 +49,16 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
 
 /// The request URI, host and port a URL dials.
 pub(crate) fn target(url: &WsUrl<'_>) -> Result<(http::Uri, String, u16)> {
-    let uri: http::Uri = url
-        .full
-        .parse()
-        .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, format!("{:?}", url.full), e))?;
+    let uri: http::Uri = url.full.parse().map_err(|e| {
+        let shown = crate::redact::url(url.full);
+        Error::with_source(ErrorKind::InvalidUrl, format!("{shown:?}"), e)
+    })?;
     let host = uri
         .host()
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidUrl,
-                format!("{:?}: missing host", url.full),
+                format!("{:?}: missing host", crate::redact::url(url.full)),
             )
         })?
         .to_owned();

@@ -305,6 +305,7 @@ pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, R
     driver::spawn(
         driver::Dial {
             url: url.full.to_owned(),
+            shown: crate::redact::url(url.full).into_owned(),
             protocols: opts.subprotocols.clone(),
             timeout: opts.timeout,
         },

@@ -87,6 +87,8 @@ enum TimerKind {
 /// What `dial` asks for.
 pub(super) struct Dial {
     pub(super) url: String,
+    /// The URL for messages, without userinfo or query (they may hold credentials).
+    pub(super) shown: String,
     pub(super) protocols: Vec<String>,
     pub(super) timeout: Duration,
 }
@@ -111,7 +113,7 @@ async fn run(
     mut opened: oneshot::Sender<Result<Option<String>>>,
 ) {
     let (tx, mut events) = mpsc::unbounded();
-    let socket = match Socket::open(&dial.url, &dial.protocols, &tx) {
+    let socket = match Socket::open(&dial.url, &dial.shown, &dial.protocols, &tx) {
         Ok(s) => s,
         Err(e) => {
             let _ = opened.send(Err(e));
@@ -145,7 +147,7 @@ async fn run(
                         "could not open a WebSocket to {} (an error event, and no close event \
                          within {ERROR_GRACE:?}; JavaScript runtimes do not tell scripts why: \
                          unreachable, refused, TLS or a refused upgrade)",
-                        dial.url
+                        dial.shown
                     ),
                 )));
                 return;
@@ -162,7 +164,7 @@ async fn run(
                         "the browser could not open a WebSocket to {} (closed with code \
                          {code}{after}; browsers do not tell scripts why: unreachable, refused, \
                          TLS or a refused upgrade)",
-                        dial.url
+                        dial.shown
                     ),
                 )));
                 return;
@@ -172,7 +174,7 @@ async fn run(
                     ErrorKind::Timeout,
                     format!(
                         "the WebSocket to {} did not open within {:?}",
-                        dial.url, dial.timeout
+                        dial.shown, dial.timeout
                     ),
                 )));
                 return;
@@ -384,6 +386,7 @@ struct Socket {
 impl Socket {
     fn open(
         url: &str,
+        shown: &str,
         protocols: &[String],
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<Self> {
@@ -405,7 +408,7 @@ impl Socket {
             } else {
                 ErrorKind::Connect
             };
-            Error::with_source(kind, format!("the browser refused to open {url}"), text)
+            Error::with_source(kind, format!("the browser refused to open {shown}"), text)
         })?;
         ws.set_binary_type(BinaryType::Arraybuffer);
 

@@ -43,7 +43,7 @@ async fn raw_exchange(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn next_result(
+pub async fn next_result(
     rx: &mut mpsc::UnboundedReceiver<isosock::Result<Conn>>,
 ) -> isosock::Result<Conn> {
     tokio::time::timeout(Duration::from_secs(15), rx.recv())

@@ -23,6 +23,7 @@ mod hyper_service;
 mod interop;
 mod misc;
 mod scenarios;
+mod security;
 mod server;
 mod tls;
 mod util;
