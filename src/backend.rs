@@ -1,4 +1,4 @@
-//! The one place that picks a backend: `native` (tokio + tokio-tungstenite) everywhere but
+//! The one place that picks a backend: `native` (RFC 6455 on tokio) everywhere but
 //! `wasm32`, where `wasm` wraps the browser's `WebSocket`.
 //!
 //! # The contract every backend meets

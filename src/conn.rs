@@ -171,7 +171,7 @@ impl Conn {
     /// # Platform notes
     ///
     /// Both backends receive the whole message (within the read limit) before the reader is
-    /// returned: tungstenite assembles fragments natively, and the browser only delivers
+    /// returned: natively fragments are assembled first, and the browser only delivers
     /// whole messages.
     pub async fn reader(&self) -> Result<Reader> {
         let msg = self.read().await?;
@@ -331,11 +331,9 @@ impl Conn {
     ///
     /// # Platform notes
     ///
-    /// Natively the frame parser's memory bound is fixed when the connection opens (the
-    /// dial or accept option); a later `set_read_limit` can lower the limit freely but raise
-    /// it only up to that bound. Set the largest limit you need in the options. In the
-    /// browser any value applies, checked when `read` takes the message (the browser has
-    /// received it whole by then), and the connection is closed with 1000
+    /// Natively the limit is checked as frames arrive (from a frame's header, before its
+    /// payload is read). In the browser it is checked when `read` takes the message (the
+    /// browser has received it whole by then), and the connection is closed with 1000
     /// "message too big".
     pub fn set_read_limit(&self, bytes: usize) {
         self.inner.set_read_limit(bytes);

@@ -39,3 +39,24 @@ pub async fn client_handshake(
 ) -> Result<Option<String>, crate::ErrorKind> {
     crate::native::dial::handshake_for_fuzzing(response, offered).await
 }
+
+/// Parses a frame header as a server (`server`) or client would, with `limit`; on success
+/// returns `(fin, opcode bits, masked, payload length, header length)`.
+pub fn parse_frame_header(
+    buf: &[u8],
+    server: bool,
+    limit: usize,
+) -> Option<(bool, u8, bool, usize, usize)> {
+    crate::native::frame::fuzz_parse(buf, server, limit)
+}
+
+/// Writes a frame header, then parses it back: both must agree.
+pub fn frame_header_round_trip(fin: bool, opcode: u8, masked: bool, len: usize) -> bool {
+    crate::native::frame::fuzz_round_trip(fin, opcode, masked, len)
+}
+
+/// Parses a close frame's payload: `Ok(Some((code, reason)))`, `Ok(None)` when empty, or
+/// the close code the connection is failed with.
+pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, u16> {
+    crate::native::frame::parse_close(payload).map_err(|bad| bad.code.as_u16())
+}

@@ -1,7 +1,8 @@
 //! # isosock
 //!
-//! One WebSocket API for Rust that compiles to two backends: natively it runs on tokio and
-//! tokio-tungstenite (client [`dial`] and server `accept`); on `wasm32-unknown-unknown` it
+//! One WebSocket API for Rust that compiles to two backends: natively it runs on tokio with
+//! its own RFC 6455 implementation (client [`dial`] and server `accept`); on
+//! `wasm32-unknown-unknown` it
 //! wraps the browser's `WebSocket`. The same application code dials, reads, writes and closes
 //! the same way on both. The design follows Go's `coder/websocket` (formerly
 //! `nhooyr.io/websocket`).
@@ -74,9 +75,9 @@
 //!   none. Carry a browser's credentials in a subprotocol or the query string.
 //! - **Streaming writer** ([`Conn::writer`]): natively a frame goes out per 16 KiB; in the
 //!   browser the message is buffered in memory and sent whole on finish.
-//! - **Read limit**: natively enforced while frames arrive, with the dial/accept option as
-//!   the parser's fixed memory bound ([`Conn::set_read_limit`] can only lower it); in the
-//!   browser enforced after the whole message arrived, at any value. A message over it closes
+//! - **Read limit**: natively enforced while frames arrive (a frame header that claims too
+//!   much is refused before its payload is read); in the browser enforced after the whole
+//!   message arrived. [`Conn::set_read_limit`] applies any value on both. A message over it closes
 //!   with 1009 natively, and with 1000 "message too big" in the browser (which refuses 1009).
 //! - **Reading ahead**: natively nothing is read before `read` asks, so TCP holds a fast peer
 //!   back. The browser cannot pause a socket: it queues messages in memory, up to 16 MiB or
@@ -108,7 +109,8 @@
 //! - **Close timeout**: natively each half of the close handshake has its own
 //!   [`DialOptions::close_timeout`]; the browser runs the handshake itself, so the timeout
 //!   bounds the wait for its `close` event once.
-//! - **permessage-deflate**: not offered natively (tungstenite cannot decompress); browsers
+//! - **permessage-deflate**: not offered natively (no extension is negotiated, so frames
+//!   with reserved bits are refused with 1002); browsers
 //!   negotiate it themselves.
 //! - **Cargo features** `webpki-roots`, `native-roots` and `hyper` only affect native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -9,10 +9,10 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, U
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::conn::{Conn, Settings};
+use super::frame::Role;
+use super::handshake::derive_accept_key;
 use super::http1::{read_head, HeadReadError};
 use super::io::{Io, Transport};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};

@@ -1,41 +1,51 @@
-//! The native connection: a tokio-tungstenite `WebSocketStream` shared by `&self` methods.
+//! The native connection: RFC 6455 (framing in `frame.rs`) over any tokio stream, shared by
+//! `&self` methods.
 //!
-//! Locking: `ws` (a std mutex) is held only inside a single `poll_*` call, never across an
-//! await, so the reader and the writers make progress independently (tokio-tungstenite wakes
-//! both directions). `read_lock` admits one reader at a time; `write_lock` keeps whole
-//! messages from interleaving. Control frames (close, ping) do not take `write_lock`: RFC 6455
-//! lets them go between the frames of a message.
+//! # Memory
+//!
+//! An idle connection holds no buffer: a read that waits for data polls the socket into a
+//! buffer on the stack, and only bytes that arrived are copied to the heap (a message's payload,
+//! or the start of a frame not complete yet). Outgoing bytes live in a queue that is freed once
+//! written. Nothing per connection is spawned or timed.
+//!
+//! # Locking
+//!
+//! - `read` (an async mutex around the reader's state) admits one reader at a time; its
+//!   state holds all progress, so a dropped read loses nothing.
+//! - `msg_lock` keeps whole messages in order: a writer holds it while it queues its frames,
+//!   so the frames of two messages never interleave. Control frames (pong, ping, close) are
+//!   queued without it, between frames.
+//! - `out` (a std mutex) is the outgoing queue. Whoever waits for its bytes to be written
+//!   writes everything queued: concurrent writers share system calls (group commit).
+//! - `io` (a std mutex) is the stream, held only within one poll.
+//!
+//! Lock order: `out` before `io`; `state` is never held while taking another.
 
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_core::Stream;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
-use futures_util::Sink;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, Notify};
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame as TCloseFrame, Frame};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as TMessage};
-use tokio_tungstenite::WebSocketStream;
 
+use super::frame::{self, FrameError, OpCode, Role};
+use super::handshake::mask_key;
 use super::io::Transport;
 use crate::close::{CloseFrame, StatusCode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageType};
 
-type Ws = WebSocketStream<Transport>;
-
-/// tungstenite's read buffer: 8 KiB instead of its 128 KiB default keeps idle connections
-/// small; larger messages still arrive whole (the buffer refills).
-const READ_BUFFER_SIZE: usize = 8 << 10;
+/// Bytes read at once, into a stack buffer, when no frame is partly received.
+const STACK_READ: usize = 8 << 10;
+/// The most a partly received frame grows the read buffer by at once, so a header that
+/// claims a large (allowed) length commits memory only as the bytes arrive.
+const READ_CHUNK: usize = 256 << 10;
 
 /// Settings fixed when a connection is made.
 #[derive(Debug, Clone, Copy)]
@@ -44,41 +54,99 @@ pub(crate) struct Settings {
     pub(crate) close_timeout: Duration,
 }
 
-impl Settings {
-    pub(crate) fn ws_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_SIZE)
-            .max_message_size(Some(self.read_limit))
-            .max_frame_size(Some(self.read_limit))
-    }
-}
-
 #[derive(Debug, Default)]
 struct State {
-    /// `close` or `close_now` was called: writes now fail with `AlreadyClosed`.
+    /// `close`, `close_now` or drop: writes now fail with `AlreadyClosed`.
     user_closed: bool,
-    /// The transport was dropped by `close_now`, `Drop` or a finished close.
+    /// The transport was dropped.
     aborted: bool,
+    /// Our close frame is queued: nothing else may follow it.
+    close_sent: bool,
     /// The peer's close frame, once received.
     peer_close: Option<CloseFrame>,
     /// What every read returns from now on.
     terminal: Option<Error>,
 }
 
+/// The reader's state: everything a read has made progress on.
+#[derive(Debug, Default)]
+struct ReadState {
+    /// Received bytes not consumed yet (empty, and unallocated, between messages).
+    buf: BytesMut,
+    /// A fragmented message being received.
+    partial: Option<Partial>,
+    /// A pong was queued: reading waits until it is written (backpressure on ping floods).
+    pong_target: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    data: Vec<u8>,
+    /// How many bytes of `data` are known to be valid UTF-8 (text only).
+    validated: usize,
+}
+
+/// The outgoing queue.
+#[derive(Debug, Default)]
+struct Output {
+    /// Queued frames; `buf[pos..]` is not written yet.
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes ever queued, and ever written: a writer waits for `written` to reach the end of
+    /// its frame.
+    queued: u64,
+    written: u64,
+    /// Written but not flushed (TLS buffers).
+    unflushed: bool,
+    /// The stream failed; every later write fails with this.
+    error: Option<Error>,
+}
+
+/// Wakes every task waiting for the socket to take bytes (the socket keeps one waker only).
+#[derive(Debug, Default)]
+struct WakeAll(Mutex<Vec<Waker>>);
+
+impl WakeAll {
+    fn register(&self, waker: &Waker) {
+        let mut list = lock(&self.0);
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+    }
+}
+
+impl Wake for WakeAll {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let list = std::mem::take(&mut *lock(&self.0));
+        for w in list {
+            w.wake();
+        }
+    }
+}
+
 struct Shared {
-    ws: Mutex<Ws>,
-    read_lock: tokio::sync::Mutex<()>,
-    write_lock: tokio::sync::Mutex<()>,
+    io: Mutex<Transport>,
+    read: tokio::sync::Mutex<ReadState>,
+    msg_lock: tokio::sync::Mutex<()>,
+    out: Mutex<Output>,
     state: Mutex<State>,
     /// Woken on every change of `state`.
     changed: Notify,
     reader_waker: AtomicWaker,
-    writer_waker: AtomicWaker,
+    writers: Arc<WakeAll>,
+    /// A waker that wakes every writer; given to the socket.
+    writers_waker: Waker,
+    role: Role,
     read_limit: AtomicUsize,
     settings: Settings,
     ping_seq: AtomicU64,
-    pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
-    /// Frames of any kind read so far (data, ping, pong, close): the heartbeat's sign of life.
+    pings: Mutex<Vec<(u64, oneshot::Sender<()>)>>,
+    /// Frames of any kind read so far: the heartbeat's sign of life.
     received: AtomicU64,
 }
 
@@ -96,28 +164,24 @@ pub(crate) struct Conn {
 /// Whether the native writer sends frames before the message is finished: yes.
 pub(crate) const WRITER_STREAMS: bool = true;
 
-impl Conn {
-    pub(crate) fn new(ws: Ws, subprotocol: Option<String>, settings: Settings) -> Self {
-        Conn {
-            shared: Arc::new(Shared {
-                ws: Mutex::new(ws),
-                read_lock: tokio::sync::Mutex::new(()),
-                write_lock: tokio::sync::Mutex::new(()),
-                state: Mutex::new(State::default()),
-                changed: Notify::new(),
-                reader_waker: AtomicWaker::new(),
-                writer_waker: AtomicWaker::new(),
-                read_limit: AtomicUsize::new(settings.read_limit),
-                settings,
-                ping_seq: AtomicU64::new(0),
-                pings: Mutex::new(HashMap::new()),
-                received: AtomicU64::new(0),
-            }),
-            subprotocol,
-        }
-    }
+/// What one step of reading produced.
+enum Step {
+    Message(Message),
+    /// The peer's close frame: its code and reason, or none (an empty close).
+    PeerClose(Option<(u16, String)>),
+    /// This side must fail the connection: close with `code`, report `err`.
+    Fail {
+        err: Error,
+        code: StatusCode,
+        reason: &'static str,
+    },
+    /// The transport ended or failed without a close frame.
+    Lost(Error),
+}
 
-    /// Wraps a stream that has completed the HTTP upgrade.
+impl Conn {
+    /// Wraps a stream that has completed the HTTP upgrade; `leftover` is what was read past
+    /// the handshake.
     pub(crate) async fn from_upgraded(
         transport: Transport,
         leftover: Vec<u8>,
@@ -125,51 +189,67 @@ impl Conn {
         subprotocol: Option<String>,
         settings: Settings,
     ) -> Self {
-        let ws = WebSocketStream::from_partially_read(
-            transport,
-            leftover,
-            role,
-            Some(settings.ws_config()),
-        )
-        .await;
-        Conn::new(ws, subprotocol, settings)
+        let writers = Arc::new(WakeAll::default());
+        let writers_waker = Waker::from(writers.clone());
+        Conn {
+            shared: Arc::new(Shared {
+                io: Mutex::new(transport),
+                read: tokio::sync::Mutex::new(ReadState {
+                    buf: BytesMut::from(&leftover[..]),
+                    ..ReadState::default()
+                }),
+                msg_lock: tokio::sync::Mutex::new(()),
+                out: Mutex::new(Output::default()),
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+                reader_waker: AtomicWaker::new(),
+                writers,
+                writers_waker,
+                role,
+                read_limit: AtomicUsize::new(settings.read_limit),
+                settings,
+                ping_seq: AtomicU64::new(0),
+                pings: Mutex::new(Vec::new()),
+                received: AtomicU64::new(0),
+            }),
+            subprotocol,
+        }
     }
 
     pub(crate) async fn read(&self) -> Result<Message> {
-        let _guard = self.shared.read_lock.lock().await;
-        self.shared.read_locked().await
+        let mut rs = self.shared.read.lock().await;
+        self.shared.read_locked(&mut rs).await
     }
 
     pub(crate) async fn write(&self, msg: Message) -> Result<()> {
-        let _guard = self.shared.write_lock.lock().await;
-        self.shared.check_writable()?;
-        let msg = match msg {
-            Message::Text(t) => TMessage::text(t),
-            Message::Binary(b) => TMessage::Binary(b),
-        };
         let shared = &self.shared;
-        let res = async {
-            poll_fn(|cx| shared.poll_ready(cx, &shared.writer_waker)).await?;
-            shared.start_send(msg)?;
-            poll_fn(|cx| shared.poll_flush(cx, &shared.writer_waker)).await
-        }
-        .await;
-        res.map_err(|e| shared.write_error(e))
+        let target = {
+            let _guard = shared.msg_lock.lock().await;
+            shared.check_writable()?;
+            let (opcode, payload) = match &msg {
+                Message::Text(t) => (OpCode::Text, t.as_bytes()),
+                Message::Binary(b) => (OpCode::Binary, &b[..]),
+            };
+            shared.enqueue(true, opcode, payload)?
+            // The message is queued whole: the next writer may queue behind it while this
+            // one waits for the socket.
+        };
+        poll_fn(|cx| shared.poll_written(cx, target)).await
     }
 
     pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
-        let guard = self.shared.write_lock.lock().await;
+        let guard = self.shared.msg_lock.lock().await;
         self.shared.check_writable()?;
         Ok(WriteGuard {
             shared: &self.shared,
             _guard: guard,
-            sent: false,
+            target: None,
         })
     }
 
     pub(crate) async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
         let shared = &self.shared;
-        {
+        let send = {
             let mut st = lock(&shared.state);
             if st.user_closed {
                 return Err(Error::new(
@@ -187,16 +267,17 @@ impl Conn {
                     return Err(term);
                 }
             }
-        }
+            let send = st.peer_close.is_none() && !st.close_sent;
+            st.close_sent = true;
+            send
+        };
         let timeout = shared.settings.close_timeout;
-        if lock(&shared.state).peer_close.is_none() {
-            let frame = TCloseFrame {
-                code: CloseCode::from(code.as_u16()),
-                reason: reason.into(),
+        if send {
+            let sent = async {
+                let target = shared.enqueue(true, OpCode::Close, &close_payload(code, reason))?;
+                poll_fn(|cx| shared.poll_written(cx, target)).await
             };
-            match tokio::time::timeout(timeout, shared.send_control(TMessage::Close(Some(frame))))
-                .await
-            {
+            match tokio::time::timeout(timeout, sent).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     // The peer may have closed first; that is a completed handshake.
@@ -235,8 +316,8 @@ impl Conn {
         let reading = {
             let shared = shared.clone();
             async move {
-                let _guard = shared.read_lock.lock().await;
-                if let Ok(msg) = shared.read_locked().await {
+                let mut rs = shared.read.lock().await;
+                if let Ok(msg) = shared.read_locked(&mut rs).await {
                     let e = Error::new(
                         ErrorKind::Protocol,
                         format!(
@@ -269,18 +350,17 @@ impl Conn {
         shared.check_writable()?;
         let id = shared.ping_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&shared.pings).insert(id, tx);
+        lock(&shared.pings).push((id, tx));
         // Removes the waiter however this future ends (pong, error, or drop).
         struct Unregister<'a>(&'a Shared, u64);
         impl Drop for Unregister<'_> {
             fn drop(&mut self) {
-                lock(&self.0.pings).remove(&self.1);
+                lock(&self.0.pings).retain(|(id, _)| *id != self.1);
             }
         }
         let _unregister = Unregister(shared, id);
-        shared
-            .send_control(TMessage::Ping(Bytes::copy_from_slice(&id.to_be_bytes())))
-            .await?;
+        let target = shared.enqueue(true, OpCode::Ping, &id.to_be_bytes())?;
+        poll_fn(|cx| shared.poll_written(cx, target)).await?;
         tokio::select! {
             r = rx => r.map_err(|_| Error::new(ErrorKind::ConnectionLost, "connection ended before the pong")),
             e = shared.wait_terminal() => Err(e),
@@ -288,10 +368,7 @@ impl Conn {
     }
 
     pub(crate) fn set_read_limit(&self, bytes: usize) {
-        let cap = self.shared.settings.read_limit;
-        self.shared
-            .read_limit
-            .store(bytes.min(cap), Ordering::Relaxed);
+        self.shared.read_limit.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn subprotocol(&self) -> Option<&str> {
@@ -322,40 +399,98 @@ impl Drop for Conn {
     }
 }
 
+/// A close frame's payload: the code and the reason (validated by the caller).
+fn close_payload(code: StatusCode, reason: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.as_u16().to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
 impl Shared {
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<TMessage, WsError>>> {
-        self.reader_waker.register(cx.waker());
-        Pin::new(&mut *lock(&self.ws)).poll_next(cx)
-    }
+    // ---- writing ------------------------------------------------------------------------
 
-    fn poll_ready(&self, cx: &mut Context<'_>, waker: &AtomicWaker) -> Poll<Result<(), WsError>> {
-        waker.register(cx.waker());
-        Pin::new(&mut *lock(&self.ws)).poll_ready(cx)
-    }
-
-    fn start_send(&self, msg: TMessage) -> Result<(), WsError> {
-        Pin::new(&mut *lock(&self.ws)).start_send(msg)
-    }
-
-    fn poll_flush(&self, cx: &mut Context<'_>, waker: &AtomicWaker) -> Poll<Result<(), WsError>> {
-        waker.register(cx.waker());
-        Pin::new(&mut *lock(&self.ws)).poll_flush(cx)
-    }
-
-    /// Sends a control frame without the message-level write lock (RFC 6455 allows control
-    /// frames between the frames of a fragmented message). Gives up if the connection is
-    /// aborted meanwhile.
-    async fn send_control(&self, msg: TMessage) -> Result<()> {
-        let waker = AtomicWaker::new();
-        let send = async {
-            poll_fn(|cx| self.poll_ready(cx, &waker)).await?;
-            self.start_send(msg)?;
-            poll_fn(|cx| self.poll_flush(cx, &waker)).await
-        };
-        tokio::select! {
-            r = send => r.map_err(|e| self.write_error(e)),
-            _ = self.wait_aborted() => Err(Error::new(ErrorKind::AlreadyClosed, "the connection was closed locally")),
+    /// Queues one frame; returns the byte count the queue must reach for it to be written.
+    fn enqueue(&self, fin: bool, opcode: OpCode, payload: &[u8]) -> Result<u64> {
+        let mut out = lock(&self.out);
+        if let Some(e) = &out.error {
+            return Err(self.write_failed(e.clone()));
         }
+        let mask = (self.role == Role::Client).then(mask_key);
+        let start = out.buf.len();
+        frame::write_header(&mut out.buf, fin, opcode, mask, payload.len());
+        let body = out.buf.len();
+        out.buf.extend_from_slice(payload);
+        if let Some(key) = mask {
+            frame::apply_mask(&mut out.buf[body..], key);
+        }
+        out.queued += (out.buf.len() - start) as u64;
+        Ok(out.queued)
+    }
+
+    /// Writes queued bytes until everything up to `target` is written and flushed.
+    fn poll_written(&self, cx: &mut Context<'_>, target: u64) -> Poll<Result<()>> {
+        let mut out = lock(&self.out);
+        if let Some(e) = &out.error {
+            return Poll::Ready(Err(self.write_failed(e.clone())));
+        }
+        if out.written >= target && !out.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        // Registered first, so a wake-up between the socket's Pending and now is not lost.
+        self.writers.register(cx.waker());
+        let mut wcx = Context::from_waker(&self.writers_waker);
+        let mut io = lock(&self.io);
+        while out.pos < out.buf.len() {
+            let o = &mut *out;
+            match Pin::new(&mut *io).poll_write(&mut wcx, &o.buf[o.pos..]) {
+                Poll::Ready(Ok(0)) => {
+                    let e = Error::new(ErrorKind::ConnectionLost, "the connection took no bytes");
+                    return Poll::Ready(Err(self.broken(&mut out, e)));
+                }
+                Poll::Ready(Ok(n)) => {
+                    out.pos += n;
+                    out.written += n as u64;
+                    out.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    let e = Error::with_source(ErrorKind::ConnectionLost, "write failed", e);
+                    return Poll::Ready(Err(self.broken(&mut out, e)));
+                }
+                Poll::Pending => {
+                    if out.written >= target {
+                        // Ours are out; later bytes belong to writers that wait themselves.
+                        break;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        if out.pos == out.buf.len() {
+            // Everything is written: give the memory back.
+            out.buf = Vec::new();
+            out.pos = 0;
+        }
+        if out.unflushed {
+            match Pin::new(&mut *io).poll_flush(&mut wcx) {
+                Poll::Ready(Ok(())) => out.unflushed = false,
+                Poll::Ready(Err(e)) => {
+                    let e = Error::with_source(ErrorKind::ConnectionLost, "flush failed", e);
+                    return Poll::Ready(Err(self.broken(&mut out, e)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Records that the stream failed for writing; wakes every writer.
+    fn broken(&self, out: &mut Output, e: Error) -> Error {
+        out.buf = Vec::new();
+        out.pos = 0;
+        out.error = Some(e.clone());
+        Waker::from(self.writers.clone()).wake();
+        self.write_failed(e)
     }
 
     /// `AlreadyClosed` after `close`/`close_now`/drop; otherwise the error that ended the
@@ -363,251 +498,313 @@ impl Shared {
     fn check_writable(&self) -> Result<()> {
         let st = lock(&self.state);
         if st.user_closed {
-            return Err(Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            ));
+            return Err(already_closed());
         }
         if let Some(t) = &st.terminal {
             return Err(t.clone());
         }
-        if st.aborted {
-            return Err(Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            ));
+        if st.aborted || st.close_sent {
+            return Err(already_closed());
         }
         Ok(())
     }
 
-    /// Turns a tungstenite write error into the error the caller should see.
-    fn write_error(&self, e: WsError) -> Error {
+    /// The error a writer sees when the stream failed under it.
+    fn write_failed(&self, e: Error) -> Error {
         let st = lock(&self.state);
         if st.user_closed {
-            return Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            );
+            return already_closed();
         }
         if let Some(t) = &st.terminal {
             return t.clone();
         }
-        if st.aborted {
-            return Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            );
-        }
         if let Some(f) = &st.peer_close {
             return Error::closed(f.clone());
         }
-        match e {
-            WsError::Io(io) => Error::with_source(ErrorKind::ConnectionLost, "write failed", io),
-            WsError::ConnectionClosed | WsError::AlreadyClosed => {
-                Error::new(ErrorKind::ConnectionLost, "the connection is closed")
-            }
-            WsError::Protocol(ProtocolError::SendAfterClosing) => {
-                Error::new(ErrorKind::AlreadyClosed, "the close handshake has started")
-            }
-            other => Error::with_source(ErrorKind::ConnectionLost, "write failed", other),
+        if st.aborted {
+            return already_closed();
         }
+        e
     }
 
-    /// Reads the next data message; the caller holds `read_lock`.
-    async fn read_locked(&self) -> Result<Message> {
-        loop {
-            if let Some(t) = lock(&self.state).terminal.clone() {
-                return Err(t);
-            }
-            let next = poll_fn(|cx| self.poll_next(cx)).await;
-            if let Some(Ok(_)) = next {
-                self.received.fetch_add(1, Ordering::Relaxed);
-            }
-            match next {
-                Some(Ok(TMessage::Text(t))) => {
-                    self.check_read_limit(t.len()).await?;
-                    // Already validated by tungstenite; the allocation is reused when unshared.
-                    let bytes = Vec::from(Bytes::from(t));
-                    let text = String::from_utf8(bytes)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                    return Ok(Message::Text(text));
-                }
-                Some(Ok(TMessage::Binary(b))) => {
-                    self.check_read_limit(b.len()).await?;
-                    return Ok(Message::Binary(b));
-                }
-                Some(Ok(TMessage::Ping(_))) => {
-                    // tungstenite queued the pong; push it out now rather than on the next write.
-                    let _ = poll_fn(|cx| self.poll_flush(cx, &self.reader_waker)).await;
-                }
-                Some(Ok(TMessage::Pong(p))) => {
-                    if let Ok(id) = <[u8; 8]>::try_from(&p[..]) {
-                        if let Some(tx) = lock(&self.pings).remove(&u64::from_be_bytes(id)) {
-                            let _ = tx.send(());
-                        }
-                    }
-                }
-                Some(Ok(TMessage::Close(frame))) => {
-                    let frame = match frame {
-                        Some(f) => CloseFrame {
-                            code: StatusCode::from(u16::from(f.code)),
-                            reason: f.reason.as_str().to_owned(),
-                        },
-                        None => CloseFrame {
-                            code: StatusCode::NO_STATUS_RCVD,
-                            reason: String::new(),
-                        },
-                    };
-                    // Send tungstenite's queued reply (if the peer started the handshake).
-                    let _ = tokio::time::timeout(
-                        self.settings.close_timeout,
-                        poll_fn(|cx| self.poll_flush(cx, &self.reader_waker)),
-                    )
-                    .await;
-                    let err = Error::closed(frame.clone());
-                    {
-                        let mut st = lock(&self.state);
-                        st.peer_close = Some(frame);
-                        st.terminal.get_or_insert(err.clone());
-                    }
-                    self.drop_transport();
-                    return Err(err);
-                }
-                Some(Ok(TMessage::Frame(_))) => {}
-                Some(Err(e)) => return Err(self.read_failed(e).await),
-                None => {
-                    let err = {
-                        let mut st = lock(&self.state);
-                        let err = if st.aborted || st.user_closed {
-                            Error::new(
-                                ErrorKind::AlreadyClosed,
-                                "the connection was closed by this side",
-                            )
-                        } else {
-                            Error::new(
-                                ErrorKind::ConnectionLost,
-                                "the peer ended the connection without a close frame",
-                            )
-                        };
-                        st.terminal.get_or_insert(err).clone()
-                    };
-                    self.drop_transport();
-                    return Err(err);
-                }
-            }
-        }
-    }
+    // ---- reading ------------------------------------------------------------------------
 
-    async fn check_read_limit(&self, len: usize) -> Result<()> {
-        let limit = self.read_limit.load(Ordering::Relaxed);
-        if len <= limit {
-            return Ok(());
-        }
-        let e = Error::new(
-            ErrorKind::MessageTooBig,
-            format!("a message of {len} bytes exceeds the read limit of {limit}; closed with 1009"),
-        );
-        Err(self
-            .fail_with_close(e, StatusCode::MESSAGE_TOO_BIG, "message too big")
-            .await)
-    }
-
-    async fn read_failed(&self, e: WsError) -> Error {
+    /// Reads the next data message; the caller holds the read lock.
+    async fn read_locked(&self, rs: &mut ReadState) -> Result<Message> {
         if let Some(t) = lock(&self.state).terminal.clone() {
-            return t;
+            return Err(t);
         }
-        let (err, close) = match e {
-            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => (
-                Error::new(
-                    ErrorKind::MessageTooBig,
-                    format!(
-                        "a message of at least {size} bytes exceeds the read limit of \
-                         {max_size}; closed with 1009"
-                    ),
-                ),
-                Some((StatusCode::MESSAGE_TOO_BIG, "message too big")),
-            ),
-            WsError::Capacity(c) => (
-                Error::with_source(ErrorKind::MessageTooBig, "closed with 1009", c),
-                Some((StatusCode::MESSAGE_TOO_BIG, "message too big")),
-            ),
-            WsError::Utf8(_) => (
-                Error::new(
-                    ErrorKind::InvalidData,
-                    "a text message was not valid UTF-8; closed with 1007",
-                ),
-                Some((StatusCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8")),
-            ),
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (
-                Error::new(
-                    ErrorKind::ConnectionLost,
-                    "the peer reset the connection without a close frame",
-                ),
-                None,
-            ),
-            WsError::Protocol(p) => (
-                Error::with_source(
-                    ErrorKind::Protocol,
-                    "the peer violated the WebSocket protocol; closed with 1002",
-                    p,
-                ),
-                Some((StatusCode::PROTOCOL_ERROR, "protocol error")),
-            ),
-            WsError::AttackAttempt => (
-                Error::new(
-                    ErrorKind::Protocol,
-                    "the peer's frames looked like an attack; closed with 1008",
-                ),
-                Some((StatusCode::POLICY_VIOLATION, "policy violation")),
-            ),
-            WsError::Io(io) => {
-                let aborted = lock(&self.state).aborted;
-                if aborted {
-                    (
+        let step = poll_fn(|cx| self.poll_step(cx, rs)).await;
+        match step {
+            Step::Message(msg) => {
+                if rs.buf.is_empty() && rs.buf.capacity() > 0 {
+                    // Between messages: hold no buffer (the message keeps what it needs).
+                    rs.buf = BytesMut::new();
+                }
+                Ok(msg)
+            }
+            Step::PeerClose(close) => Err(self.on_peer_close(close).await),
+            Step::Fail { err, code, reason } => Err(self.fail_with_close(err, code, reason).await),
+            Step::Lost(err) => Err(self.lost(err)),
+        }
+    }
+
+    fn poll_step(&self, cx: &mut Context<'_>, rs: &mut ReadState) -> Poll<Step> {
+        loop {
+            if let Some(target) = rs.pong_target {
+                if let Err(e) = ready!(self.poll_written(cx, target)) {
+                    return Poll::Ready(Step::Lost(e));
+                }
+                rs.pong_target = None;
+            }
+            let limit = self.read_limit.load(Ordering::Relaxed);
+            let want = match frame::parse_header(&rs.buf, self.role, limit) {
+                Err(FrameError::Protocol(why)) => return Poll::Ready(protocol_error(why)),
+                Err(FrameError::TooBig { claimed, limit }) => {
+                    return Poll::Ready(too_big(format!(
+                        "a frame of {claimed} bytes exceeds the read limit of {limit}; closed \
+                         with 1009"
+                    )))
+                }
+                Ok(Some(h)) if rs.buf.len() >= h.size + h.len => {
+                    rs.buf.advance(h.size);
+                    let mut payload = rs.buf.split_to(h.len);
+                    if let Some(key) = h.mask {
+                        frame::apply_mask(&mut payload, key);
+                    }
+                    self.received.fetch_add(1, Ordering::Relaxed);
+                    match self.on_frame(rs, h.fin, h.opcode, payload, limit) {
+                        Some(step) => return Poll::Ready(step),
+                        None => continue,
+                    }
+                }
+                Ok(Some(h)) => (h.size + h.len - rs.buf.len()).min(READ_CHUNK),
+                Ok(None) => frame::MAX_HEADER,
+            };
+            match ready!(self.poll_fill(cx, rs, want)) {
+                Ok(0) => {
+                    return Poll::Ready(Step::Lost(if self.aborted() {
+                        already_closed()
+                    } else {
                         Error::new(
-                            ErrorKind::AlreadyClosed,
-                            "the connection was closed locally",
-                        ),
-                        None,
-                    )
-                } else {
-                    (
-                        Error::with_source(ErrorKind::ConnectionLost, "read failed", io),
-                        None,
-                    )
+                            ErrorKind::ConnectionLost,
+                            "the peer ended the connection without a close frame",
+                        )
+                    }))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Poll::Ready(Step::Lost(if self.aborted() {
+                        already_closed()
+                    } else {
+                        let why = if e.kind() == std::io::ErrorKind::ConnectionReset {
+                            "the peer reset the connection without a close frame"
+                        } else {
+                            "read failed"
+                        };
+                        Error::with_source(ErrorKind::ConnectionLost, why, e)
+                    }))
                 }
             }
-            other => (
-                Error::with_source(ErrorKind::ConnectionLost, "read failed", other),
-                None,
-            ),
+        }
+    }
+
+    /// Reads more bytes into `rs.buf`: onto the stack first when nothing is buffered (so an
+    /// idle connection holds no buffer), else straight into the buffer, `want` more at most.
+    fn poll_fill(
+        &self,
+        cx: &mut Context<'_>,
+        rs: &mut ReadState,
+        want: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        self.reader_waker.register(cx.waker());
+        let mut io = lock(&self.io);
+        if rs.buf.is_empty() {
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+            let mut rb = ReadBuf::uninit(&mut stack);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+            rs.buf.extend_from_slice(rb.filled());
+            Poll::Ready(Ok(rb.filled().len()))
+        } else {
+            rs.buf.reserve(want.max(STACK_READ));
+            tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut rs.buf)
+        }
+    }
+
+    /// Handles one complete frame; `Some` ends the read.
+    fn on_frame(
+        &self,
+        rs: &mut ReadState,
+        fin: bool,
+        opcode: OpCode,
+        payload: BytesMut,
+        limit: usize,
+    ) -> Option<Step> {
+        match opcode {
+            OpCode::Text | OpCode::Binary => {
+                if rs.partial.is_some() {
+                    return Some(protocol_error(
+                        "a new message started before the fragmented one ended",
+                    ));
+                }
+                let text = opcode == OpCode::Text;
+                if fin {
+                    return Some(finish(text, payload.freeze()));
+                }
+                let mut p = Partial {
+                    text,
+                    data: Vec::from(&payload[..]),
+                    validated: 0,
+                };
+                if text && !validate(&mut p, false) {
+                    return Some(invalid_utf8());
+                }
+                rs.partial = Some(p);
+                None
+            }
+            OpCode::Continue => {
+                let Some(p) = rs.partial.as_mut() else {
+                    return Some(protocol_error(
+                        "a continuation frame arrived with no message to continue",
+                    ));
+                };
+                let total = p.data.len().saturating_add(payload.len());
+                if total > limit {
+                    return Some(too_big(format!(
+                        "a fragmented message of at least {total} bytes exceeds the read limit \
+                         of {limit}; closed with 1009"
+                    )));
+                }
+                p.data.extend_from_slice(&payload);
+                if p.text && !validate(p, fin) {
+                    return Some(invalid_utf8());
+                }
+                if !fin {
+                    return None;
+                }
+                let p = rs.partial.take()?;
+                Some(finish(p.text, Bytes::from(p.data)))
+            }
+            OpCode::Ping => {
+                if !lock(&self.state).close_sent {
+                    match self.enqueue(true, OpCode::Pong, &payload) {
+                        Ok(target) => rs.pong_target = Some(target),
+                        Err(e) => return Some(Step::Lost(e)),
+                    }
+                }
+                None
+            }
+            OpCode::Pong => {
+                if let Ok(id) = <[u8; 8]>::try_from(&payload[..]) {
+                    let id = u64::from_be_bytes(id);
+                    let mut pings = lock(&self.pings);
+                    if let Some(i) = pings.iter().position(|(p, _)| *p == id) {
+                        let (_, tx) = pings.swap_remove(i);
+                        let _ = tx.send(());
+                    }
+                }
+                None
+            }
+            OpCode::Close => Some(match frame::parse_close(&payload) {
+                Ok(close) => Step::PeerClose(close),
+                Err(bad) => {
+                    let kind = if bad.code == StatusCode::INVALID_FRAME_PAYLOAD_DATA {
+                        ErrorKind::InvalidData
+                    } else {
+                        ErrorKind::Protocol
+                    };
+                    let code = bad.code;
+                    Step::Fail {
+                        err: Error::new(
+                            kind,
+                            format!("{}; closed with {}", bad.why, code.as_u16()),
+                        ),
+                        code,
+                        reason: if kind == ErrorKind::InvalidData {
+                            "invalid UTF-8"
+                        } else {
+                            "protocol error"
+                        },
+                    }
+                }
+            }),
+        }
+    }
+
+    /// The peer sent its close frame: answer it (unless ours went first), then end.
+    async fn on_peer_close(&self, close: Option<(u16, String)>) -> Error {
+        let frame = match &close {
+            Some((code, reason)) => CloseFrame {
+                code: StatusCode::from(*code),
+                reason: reason.clone(),
+            },
+            None => CloseFrame {
+                code: StatusCode::NO_STATUS_RCVD,
+                reason: String::new(),
+            },
         };
-        match close {
-            Some((code, reason)) => self.fail_with_close(err, code, reason).await,
-            None => {
-                let err = lock(&self.state).terminal.get_or_insert(err).clone();
-                self.drop_transport();
-                err
+        let err = Error::closed(frame.clone());
+        let reply = {
+            let mut st = lock(&self.state);
+            st.peer_close = Some(frame);
+            let err = st.terminal.get_or_insert(err).clone();
+            let reply = !st.close_sent;
+            st.close_sent = true;
+            (reply, err)
+        };
+        self.changed.notify_waiters();
+        let (reply, err) = reply;
+        if reply {
+            // Echo the code and reason (RFC 6455 5.5.1); an empty close gets an empty close.
+            let payload = match &close {
+                Some((code, reason)) => close_payload(StatusCode::from(*code), reason),
+                None => Vec::new(),
+            };
+            if let Ok(target) = self.enqueue(true, OpCode::Close, &payload) {
+                let _ = tokio::time::timeout(
+                    self.settings.close_timeout,
+                    poll_fn(|cx| self.poll_written(cx, target)),
+                )
+                .await;
             }
         }
+        self.drop_transport();
+        err
     }
 
     /// Records `err` as the connection's end, sends a close frame with `code` (bounded by the
     /// close timeout), and drops the transport. Returns the recorded error.
     async fn fail_with_close(&self, err: Error, code: StatusCode, reason: &str) -> Error {
-        let err = lock(&self.state).terminal.get_or_insert(err).clone();
-        self.changed.notify_waiters();
-        let frame = TCloseFrame {
-            code: CloseCode::from(code.as_u16()),
-            reason: reason.into(),
+        let (err, send) = {
+            let mut st = lock(&self.state);
+            let err = st.terminal.get_or_insert(err).clone();
+            let send = !st.close_sent;
+            st.close_sent = true;
+            (err, send)
         };
-        let _ = tokio::time::timeout(
-            self.settings.close_timeout,
-            self.send_control(TMessage::Close(Some(frame))),
-        )
-        .await;
+        self.changed.notify_waiters();
+        if send {
+            if let Ok(target) = self.enqueue(true, OpCode::Close, &close_payload(code, reason)) {
+                let _ = tokio::time::timeout(
+                    self.settings.close_timeout,
+                    poll_fn(|cx| self.poll_written(cx, target)),
+                )
+                .await;
+            }
+        }
         self.drop_transport();
         err
+    }
+
+    /// The transport ended: record why, drop it.
+    fn lost(&self, err: Error) -> Error {
+        let err = lock(&self.state).terminal.get_or_insert(err).clone();
+        self.drop_transport();
+        err
+    }
+
+    fn aborted(&self) -> bool {
+        lock(&self.state).aborted
     }
 
     /// Waits until the peer's close frame arrived, reading (and discarding data) if no other
@@ -627,14 +824,11 @@ impl Shared {
                 }
             }
             tokio::select! {
-                guard = self.read_lock.lock() => {
+                mut rs = self.read.lock() => {
                     loop {
-                        match self.read_locked().await {
+                        match self.read_locked(&mut rs).await {
                             Ok(_) => continue,
-                            Err(e) if e.kind() == ErrorKind::Closed => {
-                                drop(guard);
-                                return Ok(());
-                            }
+                            Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
                             Err(e) => return Err(e),
                         }
                     }
@@ -657,25 +851,13 @@ impl Shared {
         }
     }
 
-    async fn wait_aborted(&self) {
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if lock(&self.state).aborted {
-                return;
-            }
-            notified.await;
-        }
-    }
-
     /// Drops the socket and wakes everything waiting on the connection.
     fn drop_transport(&self) {
-        lock(&self.ws).get_mut().drop_stream();
+        lock(&self.io).drop_stream();
         lock(&self.state).aborted = true;
         self.changed.notify_waiters();
         self.reader_waker.wake();
-        self.writer_waker.wake();
+        Waker::from(self.writers.clone()).wake();
     }
 
     fn abort(&self, why: &'static str) {
@@ -689,23 +871,89 @@ impl Shared {
     }
 }
 
+fn already_closed() -> Error {
+    Error::new(
+        ErrorKind::AlreadyClosed,
+        "cannot write: the connection was closed by this side",
+    )
+}
+
+fn protocol_error(why: &'static str) -> Step {
+    Step::Fail {
+        err: Error::new(
+            ErrorKind::Protocol,
+            format!("the peer violated the WebSocket protocol ({why}); closed with 1002"),
+        ),
+        code: StatusCode::PROTOCOL_ERROR,
+        reason: "protocol error",
+    }
+}
+
+fn too_big(message: String) -> Step {
+    Step::Fail {
+        err: Error::new(ErrorKind::MessageTooBig, message),
+        code: StatusCode::MESSAGE_TOO_BIG,
+        reason: "message too big",
+    }
+}
+
+fn invalid_utf8() -> Step {
+    Step::Fail {
+        err: Error::new(
+            ErrorKind::InvalidData,
+            "a text message was not valid UTF-8; closed with 1007",
+        ),
+        code: StatusCode::INVALID_FRAME_PAYLOAD_DATA,
+        reason: "invalid UTF-8",
+    }
+}
+
+/// Checks the UTF-8 of a fragmented text message as it grows: only the bytes after the last
+/// complete character are looked at again. `fin`: the message must end complete.
+fn validate(p: &mut Partial, fin: bool) -> bool {
+    match std::str::from_utf8(&p.data[p.validated..]) {
+        Ok(_) => {
+            p.validated = p.data.len();
+            true
+        }
+        Err(e) if e.error_len().is_none() && !fin => {
+            p.validated += e.valid_up_to();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// A complete message from its payload.
+fn finish(text: bool, payload: Bytes) -> Step {
+    if !text {
+        return Step::Message(Message::Binary(payload));
+    }
+    match String::from_utf8(Vec::from(payload)) {
+        Ok(t) => Step::Message(Message::Text(t)),
+        Err(_) => invalid_utf8(),
+    }
+}
+
 /// The message-level write lock held by a `Writer`.
 pub(crate) struct WriteGuard<'a> {
     shared: &'a Shared,
     _guard: tokio::sync::MutexGuard<'a, ()>,
-    sent: bool,
+    /// The queue position the frame in flight must reach.
+    target: Option<u64>,
 }
 
 impl std::fmt::Debug for WriteGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteGuard")
-            .field("sent", &self.sent)
+            .field("in_flight", &self.target.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl WriteGuard<'_> {
-    /// Sends one frame of the current message; flushes on the final one.
+    /// Sends one frame of the current message and waits until it is written (so a long
+    /// message never holds more than one frame in memory).
     pub(crate) fn poll_send_frame(
         &mut self,
         cx: &mut Context<'_>,
@@ -715,38 +963,26 @@ impl WriteGuard<'_> {
         fin: bool,
     ) -> Poll<Result<()>> {
         let shared = self.shared;
-        if !self.sent {
-            if let Err(e) = shared.check_writable() {
-                return Poll::Ready(Err(e));
-            }
-            match shared.poll_ready(cx, &shared.writer_waker) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(shared.write_error(e))),
-                Poll::Ready(Ok(())) => {}
-            }
-            let opcode = match (first, ty) {
-                (false, _) => OpCode::Data(Data::Continue),
-                (true, MessageType::Text) => OpCode::Data(Data::Text),
-                (true, MessageType::Binary) => OpCode::Data(Data::Binary),
-            };
-            let frame = Frame::message(Bytes::copy_from_slice(payload), opcode, fin);
-            if let Err(e) = shared.start_send(TMessage::Frame(frame)) {
-                return Poll::Ready(Err(shared.write_error(e)));
-            }
-            self.sent = true;
-        }
-        if fin {
-            match shared.poll_flush(cx, &shared.writer_waker) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    self.sent = false;
-                    return Poll::Ready(Err(shared.write_error(e)));
+        let target = match self.target {
+            Some(t) => t,
+            None => {
+                if let Err(e) = shared.check_writable() {
+                    return Poll::Ready(Err(e));
                 }
-                Poll::Ready(Ok(())) => {}
+                let opcode = match (first, ty) {
+                    (false, _) => OpCode::Continue,
+                    (true, MessageType::Text) => OpCode::Text,
+                    (true, MessageType::Binary) => OpCode::Binary,
+                };
+                match shared.enqueue(fin, opcode, payload) {
+                    Ok(t) => *self.target.insert(t),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
             }
-        }
-        self.sent = false;
-        Poll::Ready(Ok(()))
+        };
+        let res = ready!(shared.poll_written(cx, target));
+        self.target = None;
+        Poll::Ready(res)
     }
 
     /// A started message can never be finished: fail the connection.

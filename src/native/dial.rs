@@ -1,4 +1,4 @@
-//! Native client side: TCP (+ rustls for `wss://`), then tungstenite's client handshake.
+//! Native client side: TCP (+ rustls for `wss://`), then the opening handshake.
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,12 +10,11 @@ use http::header::{
 use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::client::generate_key;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::accept::has_token;
 use super::conn::{Conn, Settings};
+use super::frame::Role;
+use super::handshake::{derive_accept_key, generate_key};
 use super::http1::{read_head, HeadReadError};
 use super::io::Transport;
 use crate::dial::{DialOptions, Response, WsUrl};
@@ -162,9 +161,8 @@ const MAX_RESPONSE_HEAD: usize = 16 << 10;
 
 type Handshake = (Vec<u8>, HeaderMap, Option<String>);
 
-/// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). Unlike
-/// tungstenite's client, a server that selects none of the offered subprotocols is accepted,
-/// as RFC 6455 and browsers allow.
+/// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). A server that
+/// selects none of the offered subprotocols is accepted, as RFC 6455 and Firefox allow.
 async fn client_handshake(
     io: &mut Transport,
     uri: &http::Uri,

@@ -1,8 +1,10 @@
-//! The native backend: tokio + tokio-tungstenite (+ rustls for `wss://`).
+//! The native backend: RFC 6455 on tokio streams (+ rustls for `wss://`).
 
 pub(crate) mod accept;
 mod conn;
 pub(crate) mod dial;
+pub(crate) mod frame;
+mod handshake;
 mod http1;
 mod io;
 pub(crate) mod rt;

@@ -835,3 +835,27 @@ async fn ping_payload_is_opaque_bytes() {
     })
     .await;
 }
+
+/// RFC 6455 7.4.2 and the IANA "WebSocket Close Code Number Registry" it sets up (section
+/// 11.7): 1012 (Service Restart), 1013 (Try Again Later) and 1014 (Bad Gateway) are registered
+/// codes, and isosock itself sends all three (`StatusCode::is_sendable`). Received, they must
+/// be echoed like any valid code, not treated as a protocol error.
+///
+/// Regression: on tungstenite 0.30 (isosock's first native backend) 1014 was answered with
+/// 1002, since tungstenite's `CloseCode::from(1014)` is `Bad`.
+#[tokio::test]
+async fn iana_registered_close_codes_1012_to_1014_are_echoed() {
+    bounded(async {
+        for code in [1012u16, 1013, 1014] {
+            let mut server = EchoServer::default_limits().await;
+            let mut tcp = server.connect().await;
+            send(&mut tcp, &Frame::close(code, b"").encode()).await;
+            let f = read_frame(&mut tcp).await.expect("a close reply");
+            assert_eq!(f.opcode, CLOSE);
+            assert_eq!(f.close_code(), Some(code), "reply to a close with {code}");
+            let end = server.expect_end(ErrorKind::Closed).await;
+            assert_eq!(isosock::close_status(&end), Some(StatusCode::from(code)));
+        }
+    })
+    .await;
+}
