@@ -16,6 +16,9 @@
 //!     error every time (`Closed` with the peer's frame for a clean close).
 //!   - `async fn write(&self, Message) -> Result<()>`: serialized with other writers; a
 //!     message is queued whole or not at all. `AlreadyClosed` after this side closed.
+//!   - `async fn write_batch(&self, Vec<Message>) -> Result<()>`: writes the messages in order
+//!     under one hold of the write lock (natively one queue flush); the same guarantees as
+//!     `write` for the batch as a whole.
 //!   - `async fn writer(&self) -> Result<WriteGuard<'_>>`: takes the message-level write lock.
 //!   - `async fn close(&self, StatusCode, &str) -> Result<()>`: sends the close frame, waits
 //!     for the peer's (each bounded by the close timeout), wakes a concurrent reader with the

@@ -52,6 +52,15 @@ fn write_future(conn: &Arc<Conn>, msg: Message) -> BoxFuture<Result<()>> {
     Box::pin(async move { conn.write(msg).await })
 }
 
+fn write_batch_future(conn: &Arc<Conn>, msgs: Vec<Message>) -> BoxFuture<Result<()>> {
+    let conn = conn.clone();
+    Box::pin(async move { conn.write_batch(msgs).await })
+}
+
+/// How much a [`MessageSink`] gathers before `poll_ready` sends it without waiting for a flush.
+const SINK_BATCH_BYTES: usize = 64 << 10;
+const SINK_BATCH_MESSAGES: usize = 128;
+
 fn close_future(conn: &Arc<Conn>, code: StatusCode, reason: String) -> BoxFuture<Result<()>> {
     let conn = conn.clone();
     Box::pin(async move {
@@ -405,6 +414,10 @@ impl FusedStream for MessageStream {
 /// The outgoing half of [`Conn::split`]: a [`Sink`] of messages (anything that converts into
 /// a [`Message`]).
 ///
+/// Messages given to `start_send` (`SinkExt::feed`) are gathered and written together on
+/// `poll_flush` (or once 64 KiB or 128 messages are waiting), with one
+/// [`write_batch`](Conn::write_batch): `stream.forward(sink)` and `send_all` thus make one
+/// system call for all the messages that were ready at once, not one per message.
 /// `poll_flush` completes once every message sent was written; `poll_close` (`SinkExt::close`)
 /// flushes and closes the connection with 1000. To close with another code or a reason, use
 /// [`close_with`](MessageSink::close_with), which gloo-net's split halves cannot do.
@@ -412,6 +425,9 @@ pub struct MessageSink {
     conn: Arc<Conn>,
     /// The read slot of the stream from the same split, if any.
     stream_read: Option<ReadSlot>,
+    /// Messages sent but not handed to the connection yet.
+    batch: Vec<Message>,
+    batch_bytes: usize,
     writing: Option<BoxFuture<Result<()>>>,
     closing: Option<BoxFuture<Result<()>>>,
 }
@@ -430,6 +446,8 @@ impl MessageSink {
         MessageSink {
             conn,
             stream_read: None,
+            batch: Vec::new(),
+            batch_bytes: 0,
             writing: None,
             closing: None,
         }
@@ -466,7 +484,7 @@ impl MessageSink {
     ///
     /// Not cancel-safe, as [`Conn::close`].
     pub async fn close_with(&mut self, code: StatusCode, reason: &str) -> Result<()> {
-        std::future::poll_fn(|cx| self.poll_pending(cx)).await?;
+        std::future::poll_fn(|cx| self.poll_send_batch(cx)).await?;
         self.release_read();
         self.conn.close(code, reason).await
     }
@@ -479,34 +497,50 @@ impl MessageSink {
         }
         Poll::Ready(Ok(()))
     }
+
+    /// Writes the gathered messages (after the write in flight) and waits for them.
+    fn poll_send_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        if !self.batch.is_empty() {
+            let msgs = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            self.writing = Some(write_batch_future(&self.conn, msgs));
+            ready!(self.poll_pending(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl<T: Into<Message>> Sink<T> for MessageSink {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_pending(cx)
+        let this = self.get_mut();
+        ready!(this.poll_pending(cx))?;
+        if this.batch_bytes >= SINK_BATCH_BYTES || this.batch.len() >= SINK_BATCH_MESSAGES {
+            ready!(this.poll_send_batch(cx))?;
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
-        if this.writing.is_some() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "start_send called without poll_ready",
-            ));
-        }
-        this.writing = Some(write_future(&this.conn, item.into()));
+        let msg = item.into();
+        this.batch_bytes = this.batch_bytes.saturating_add(msg.len());
+        this.batch.push(msg);
         Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_pending(cx)
+        self.get_mut().poll_send_batch(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_pending(cx))?;
+        ready!(this.poll_send_batch(cx))?;
+        if this.closing.is_none() {
+            this.release_read();
+        }
         let conn = &this.conn;
         let fut = this
             .closing

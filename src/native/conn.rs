@@ -237,6 +237,24 @@ impl Conn {
         poll_fn(|cx| shared.poll_written(cx, target)).await
     }
 
+    pub(crate) async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
+        let shared = &self.shared;
+        let target = {
+            let _guard = shared.msg_lock.lock().await;
+            shared.check_writable()?;
+            let mut target = 0;
+            for msg in &msgs {
+                let (opcode, payload) = match msg {
+                    Message::Text(t) => (OpCode::Text, t.as_bytes()),
+                    Message::Binary(b) => (OpCode::Binary, &b[..]),
+                };
+                target = shared.enqueue(true, opcode, payload)?;
+            }
+            target
+        };
+        poll_fn(|cx| shared.poll_written(cx, target)).await
+    }
+
     pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
         let guard = self.shared.msg_lock.lock().await;
         self.shared.check_writable()?;

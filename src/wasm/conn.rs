@@ -368,6 +368,19 @@ impl Conn {
         self.settle(done.await)
     }
 
+    pub(crate) async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
+        let _guard = self.shared.write_lock.lock().await;
+        // All handed over at once, in order; then each reply in turn.
+        let mut replies = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            replies.push(self.submit(msg)?);
+        }
+        for done in replies {
+            self.settle(done.await)?;
+        }
+        Ok(())
+    }
+
     /// Hands a whole message to the driver; the receiver completes once the browser took it.
     fn submit(&self, msg: Message) -> Result<oneshot::Receiver<Result<()>>> {
         self.shared.check_writable()?;

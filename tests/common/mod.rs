@@ -321,3 +321,28 @@ pub async fn close_read_sees_peer_close(url: &str) {
     let err = closed.await;
     assert_eq!(close_status(&err), Some(StatusCode::from(4002)), "{err:?}");
 }
+
+/// `write_batch` sends its messages in order, and two batches from different tasks never
+/// interleave.
+pub async fn write_batch_in_order(url: &str) {
+    let conn = open_with(url, DialOptions::new().read_limit(1 << 20)).await;
+    let a: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
+    let b: Vec<Message> = (0..50u8).map(|i| Message::binary(vec![i; 100])).collect();
+    let (ra, rb) = futures_util::join!(conn.write_batch(a.clone()), conn.write_batch(b.clone()));
+    ra.expect("batch a");
+    rb.expect("batch b");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.push(conn.read().await.expect("read"));
+    }
+    let a_msgs: Vec<Message> = a.into_iter().map(Message::text).collect();
+    let a_first = got[..50] == a_msgs[..] && got[50..] == b[..];
+    let b_first = got[..50] == b[..] && got[50..] == a_msgs[..];
+    assert!(a_first || b_first, "the batches interleaved or reordered");
+    conn.write_batch(Vec::<Message>::new())
+        .await
+        .expect("an empty batch is fine");
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}

@@ -100,6 +100,7 @@ scenarios!(
     invalid_subprotocol_rejected,
     close_now_is_final,
     close_read_sees_peer_close,
+    write_batch_in_order,
 );
 
 #[wasm_bindgen_test]
