@@ -40,6 +40,11 @@ cargo clippy --quiet -p isosock-js -p isosock-chat-client -p isosock-chat-protoc
 step "clippy, native, the chat examples' protocol crate and CLI client"
 cargo clippy --quiet -p isosock-chat-protocol -p isosock-chat-cli --all-targets -- -D warnings
 
+step "clippy, the benchmarks (bench/: native load generator; browser and footprint wasm crates)"
+cargo clippy --quiet -p isosock-bench --all-targets -- -D warnings
+cargo clippy --quiet -p isosock-bench-browser -p isosock-footprint \
+  --target wasm32-unknown-unknown -- -D warnings
+
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown --all-features
@@ -62,6 +67,10 @@ step "chat demo end to end: two pages in headless Chromium, server killed and re
 step "chat examples: protocol and CLI unit tests, Leptos page + native CLI chat, Yew page"
 cargo test --quiet -p isosock-chat-protocol -p isosock-chat-cli
 ./scripts/test-examples.sh
+
+step "benchmarks: unit tests, and every server x client pair of the load generator answers correctly"
+cargo test --quiet -p isosock-bench
+cargo run --quiet --release -p isosock-bench -- selftest
 
 step "fuzzing: every target in fuzz/ for ${FUZZ_SECONDS:-60} s (FUZZ_SECONDS sets it)"
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

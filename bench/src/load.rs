@@ -1,0 +1,309 @@
+//! The load generator: C connections of one client implementation, messages of S bytes, in
+//! ping-pong (one outstanding message per connection) or pipeline mode (a window of W), for a
+//! fixed time after a warm-up.
+//!
+//! It runs on one thread (a current-thread tokio runtime), so that pinning it to one core pins
+//! all of it. Only echoes received during the measured interval count; their round trip is
+//! timed from just before the send. CPU time of the server process and of this process is read
+//! from /proc at the interval's two ends.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::clients::{Client, Rx, Tx};
+use crate::handshake::WsUrl;
+use crate::hist::Hist;
+use crate::{sys, Impl, Mode, Result};
+
+/// How many connections are being opened at once.
+const CONNECT_CONCURRENCY: usize = 64;
+/// The longest a warm-up or a measured interval may be stretched.
+const MAX_PHASE: Duration = Duration::from_secs(30);
+/// How often a stretched phase checks whether it is done.
+const POLL: Duration = Duration::from_millis(5);
+/// How long the connections may take to drain their outstanding echoes after the interval.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The client implementation.
+    pub client: Impl,
+    /// The server's `ws://` URL.
+    pub url: String,
+    /// Connections.
+    pub conns: usize,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Ping-pong or pipeline.
+    pub mode: Mode,
+    /// Outstanding messages per connection in pipeline mode.
+    pub window: usize,
+    /// Time before the measured interval.
+    pub warmup: Duration,
+    /// The measured interval.
+    pub duration: Duration,
+    /// The server process, for its CPU time.
+    pub server_pid: Option<u32>,
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// The client implementation.
+    pub client: String,
+    /// Connections.
+    pub conns: usize,
+    /// Message size in bytes.
+    pub size: usize,
+    /// `pingpong` or `pipeline`.
+    pub mode: String,
+    /// Outstanding messages per connection (1 in ping-pong).
+    pub window: usize,
+    /// Echoes received in the measured interval.
+    pub messages: u64,
+    /// The measured interval's length.
+    pub seconds: f64,
+    /// Echoes per second.
+    pub msgs_per_sec: f64,
+    /// Echoed payload per second, one direction, in 10^6 bytes.
+    pub mb_per_sec: f64,
+    /// Median round trip, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile round trip, microseconds.
+    pub p99_us: f64,
+    /// Server CPU time (user + system) per echoed message, microseconds.
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// This load process's CPU time per echoed message, microseconds.
+    pub client_cpu_us_per_msg: f64,
+    /// Time to open and upgrade every connection.
+    pub connect_seconds: f64,
+    /// The warm-up's length (stretched until every connection had an echo).
+    pub warmup_seconds: f64,
+}
+
+// Phases; `Shared::default()` starts in 0, the warm-up.
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+#[derive(Default)]
+struct Shared {
+    phase: Cell<u8>,
+    count: Cell<u64>,
+    /// Connections that have received at least one echo.
+    warm: Cell<usize>,
+    hist: RefCell<Hist>,
+}
+
+impl Shared {
+    fn record(&self, rtt: Duration, first: &mut bool) {
+        if *first {
+            *first = false;
+            self.warm.set(self.warm.get() + 1);
+        }
+        if self.phase.get() == MEASURE {
+            self.count.set(self.count.get() + 1);
+            self.hist
+                .borrow_mut()
+                .record(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// A binary payload of `size` bytes (a simple byte pattern; content is checked in selftest).
+pub fn payload(size: usize) -> Bytes {
+    Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+fn check_echo(text: bool, got: usize, size: usize) -> Result<()> {
+    if text || got != size {
+        return Err(format!(
+            "echo mismatch: got a {} message of {got} bytes, sent binary of {size}",
+            if text { "text" } else { "binary" }
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs `spec` on a current-thread runtime in this thread.
+pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        crate::with_client!(spec.client, C => drive::<C>(spec).await)
+    })
+}
+
+async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
+    let url = WsUrl::parse(&spec.url)?;
+    let read_limit = (spec.size + 1024).max(64 << 10);
+    let window = match spec.mode {
+        Mode::PingPong => 1,
+        Mode::Pipeline => spec.window.max(1),
+    };
+
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(spec.conns);
+    let mut connecting = futures_util::stream::iter(0..spec.conns)
+        .map(|_| C::connect(&url, &spec.url, read_limit))
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    while let Some(c) = connecting.next().await {
+        clients.push(c.map_err(|e| format!("connecting to {}: {e}", spec.url))?);
+    }
+    drop(connecting);
+    let connect_seconds = started.elapsed().as_secs_f64();
+
+    let shared = Rc::new(Shared::default());
+    let data = payload(spec.size);
+    let mut tasks = Vec::with_capacity(spec.conns);
+    for c in clients {
+        let (sh, data, size, mode) = (shared.clone(), data.clone(), spec.size, spec.mode);
+        tasks.push(tokio::task::spawn_local(async move {
+            match mode {
+                Mode::PingPong => ping_pong(c.duplex(), &sh, &data, size).await,
+                Mode::Pipeline => pipeline(c.split(), &sh, &data, size, window).await,
+            }
+        }));
+    }
+
+    // Warm-up: at least `warmup`, and until every connection has had an echo (with 1,000
+    // connections of 1 MiB the first round alone moves 1 GB).
+    let warm_start = Instant::now();
+    tokio::time::sleep(spec.warmup).await;
+    while shared.warm.get() < spec.conns && warm_start.elapsed() < MAX_PHASE {
+        tokio::time::sleep(POLL).await;
+    }
+    if shared.warm.get() < spec.conns {
+        return Err(format!(
+            "only {} of {} connections got an echo within {} s",
+            shared.warm.get(),
+            spec.conns,
+            MAX_PHASE.as_secs()
+        )
+        .into());
+    }
+    let warmup_seconds = warm_start.elapsed().as_secs_f64();
+    let server0 = spec
+        .server_pid
+        .map(|p| sys::cpu_time(Some(p)))
+        .transpose()?;
+    let client0 = sys::cpu_time(None)?;
+    let t0 = Instant::now();
+    shared.phase.set(MEASURE);
+    // The interval: at least `duration`, and until two echoes per connection were counted, so
+    // that slow cells still give every connection a say in the percentiles.
+    tokio::time::sleep(spec.duration).await;
+    let want = 2 * spec.conns as u64;
+    while shared.count.get() < want && t0.elapsed() < MAX_PHASE {
+        tokio::time::sleep(POLL).await;
+    }
+    shared.phase.set(STOP);
+    let seconds = t0.elapsed().as_secs_f64();
+    let client1 = sys::cpu_time(None)?;
+    let server1 = spec
+        .server_pid
+        .map(|p| sys::cpu_time(Some(p)))
+        .transpose()?;
+
+    let results = tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(tasks))
+        .await
+        .map_err(|_| "connections did not drain within 60 s after the interval")?;
+    let mut failures = 0;
+    let mut first = None;
+    for r in results {
+        if let Err(e) = r.map_err(crate::Error::from).and_then(|r| r) {
+            failures += 1;
+            first.get_or_insert(e.to_string());
+        }
+    }
+    if let Some(e) = first {
+        return Err(format!(
+            "{failures} of {} connections failed; first: {e}",
+            spec.conns
+        )
+        .into());
+    }
+
+    let messages = shared.count.get();
+    if messages == 0 {
+        return Err("no echo arrived during the measured interval".into());
+    }
+    let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / messages as f64;
+    let hist = shared.hist.borrow();
+    Ok(LoadResult {
+        client: spec.client.name().to_owned(),
+        conns: spec.conns,
+        size: spec.size,
+        mode: spec.mode.name().to_owned(),
+        window,
+        messages,
+        seconds,
+        msgs_per_sec: messages as f64 / seconds,
+        mb_per_sec: messages as f64 * spec.size as f64 / seconds / 1e6,
+        p50_us: hist.quantile(0.50) as f64 / 1e3,
+        p99_us: hist.quantile(0.99) as f64 / 1e3,
+        server_cpu_us_per_msg: server0
+            .zip(server1)
+            .map(|(a, b)| per_msg(b.saturating_sub(a))),
+        client_cpu_us_per_msg: per_msg(client1.saturating_sub(client0)),
+        connect_seconds,
+        warmup_seconds,
+    })
+}
+
+async fn ping_pong<D: Tx + Rx>(mut d: D, sh: &Shared, data: &Bytes, size: usize) -> Result<()> {
+    let mut first = true;
+    while sh.phase.get() != STOP {
+        let t = Instant::now();
+        d.send(false, data).await?;
+        let (text, got) = d.recv().await?;
+        check_echo(text, got.len(), size)?;
+        sh.record(t.elapsed(), &mut first);
+    }
+    Ok(())
+}
+
+/// Sends while fewer than `window` echoes are outstanding and receives at the same time; the
+/// send times queue up in order, since each connection echoes in order.
+async fn pipeline<T: Tx, R: Rx>(
+    (mut tx, mut rx): (T, R),
+    sh: &Shared,
+    data: &Bytes,
+    size: usize,
+    window: usize,
+) -> Result<()> {
+    let credits = Semaphore::new(window);
+    let (times_tx, mut times_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let writer = async {
+        let times_tx = times_tx;
+        loop {
+            credits.acquire().await.map_err(|_| "closed")?.forget();
+            if sh.phase.get() == STOP {
+                return Ok::<(), crate::Error>(());
+            }
+            times_tx.send(Instant::now()).map_err(|_| "reader gone")?;
+            tx.send(false, data).await?;
+        }
+    };
+    let reader = async {
+        let mut first = true;
+        while let Some(t) = times_rx.recv().await {
+            let (text, got) = rx.recv().await?;
+            check_echo(text, got.len(), size)?;
+            sh.record(t.elapsed(), &mut first);
+            credits.add_permits(1);
+        }
+        Ok::<(), crate::Error>(())
+    };
+    tokio::try_join!(writer, reader)?;
+    Ok(())
+}

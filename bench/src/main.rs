@@ -1,0 +1,236 @@
+//! `isosock-bench`: echo servers and load generators for isosock, tokio-tungstenite (default
+//! and tuned), fastwebsockets and tokio-websockets, the benchmark matrix that compares them,
+//! the idle-memory test, and a self-test that every server answers every client correctly.
+//! See BENCHMARKS.md at the repository root.
+
+mod args;
+mod child;
+mod clients;
+mod handshake;
+mod hist;
+mod idle;
+mod load;
+mod matrix;
+mod raw;
+mod selftest;
+mod servers;
+mod sys;
+
+use std::time::Duration;
+
+use args::Args;
+
+/// Errors of this tool: messages for a person, printed once at the top.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// This tool's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A WebSocket implementation, as a server or a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// This crate.
+    Isosock,
+    /// tokio-tungstenite with the default `WebSocketConfig`.
+    Tungstenite,
+    /// tokio-tungstenite with a 16 KiB read buffer and eager writes.
+    TungsteniteTuned,
+    /// fastwebsockets.
+    Fastwebsockets,
+    /// tokio-websockets.
+    TokioWebsockets,
+}
+
+impl Impl {
+    /// Every implementation, isosock first.
+    pub const ALL: [Impl; 5] = [
+        Impl::Isosock,
+        Impl::Tungstenite,
+        Impl::TungsteniteTuned,
+        Impl::Fastwebsockets,
+        Impl::TokioWebsockets,
+    ];
+
+    /// The name used on the command line and in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Isosock => "isosock",
+            Impl::Tungstenite => "tungstenite",
+            Impl::TungsteniteTuned => "tungstenite-tuned",
+            Impl::Fastwebsockets => "fastwebsockets",
+            Impl::TokioWebsockets => "tokio-websockets",
+        }
+    }
+
+    /// Parses a name from [`Impl::name`].
+    pub fn parse(s: &str) -> Result<Impl> {
+        Impl::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .ok_or_else(|| format!("unknown implementation {s:?} (one of: {})", names()).into())
+    }
+}
+
+fn names() -> String {
+    Impl::ALL.map(Impl::name).join(", ")
+}
+
+/// Runs `$body` with `$C` naming the client type of implementation `$imp`.
+#[macro_export]
+macro_rules! with_client {
+    ($imp:expr, $C:ident => $body:expr) => {
+        match $imp {
+            $crate::Impl::Isosock => {
+                type $C = $crate::clients::Isosock;
+                $body
+            }
+            $crate::Impl::Tungstenite => {
+                type $C = $crate::clients::Tungstenite<false>;
+                $body
+            }
+            $crate::Impl::TungsteniteTuned => {
+                type $C = $crate::clients::Tungstenite<true>;
+                $body
+            }
+            $crate::Impl::Fastwebsockets => {
+                type $C = $crate::clients::Fastwebsockets;
+                $body
+            }
+            $crate::Impl::TokioWebsockets => {
+                type $C = $crate::clients::TokioWebsockets;
+                $body
+            }
+        }
+    };
+}
+
+/// How messages are sent on each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Send one, wait for its echo, repeat.
+    PingPong,
+    /// Keep up to W messages outstanding.
+    Pipeline,
+}
+
+impl Mode {
+    /// The name used on the command line and in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::PingPong => "pingpong",
+            Mode::Pipeline => "pipeline",
+        }
+    }
+
+    /// Parses `pingpong` or `pipeline`.
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "pingpong" => Ok(Mode::PingPong),
+            "pipeline" => Ok(Mode::Pipeline),
+            _ => Err(format!("unknown mode {s:?} (pingpong or pipeline)").into()),
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: isosock-bench COMMAND [OPTIONS]
+
+commands:
+  server IMPL [--port 0] [--core N] [--threads 1] [--verbose]
+      Echo server; prints `listening on ws://127.0.0.1:PORT`.
+  load --client IMPL --url URL [--conns 1] [--size 1KiB] [--mode pingpong|pipeline]
+       [--window 16] [--warmup 1] [--duration 3] [--server-pid PID] [--core N] [--json]
+      Load generator; prints msgs/s, MB/s, p50/p99 round trip and CPU per message.
+  matrix [--quick] [--rounds 2] [--warmup S] [--duration S] [--conns 1,64,1000]
+         [--sizes 16,1KiB,64KiB,1MiB] [--modes pingpong,pipeline] [--impls LIST]
+         [--window 16] [--max-inflight 256MiB] [--fixed-server fastwebsockets]
+         [--phases servers,clients] [--out target/bench/results.json] [--no-pin]
+      Every server against the isosock client, then every client against one server.
+  idle-memory [--conns 10000] [--impls LIST] [--size 1MiB] [--rss-cap 4096MiB] [--no-pin]
+      Server RSS per idle connection, and retained after one 1 MiB echo per connection.
+  selftest
+      One small exchange for every server x client pair; fails on any mismatch.
+
+IMPL: isosock, tungstenite, tungstenite-tuned, fastwebsockets, tokio-websockets
+";
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first() else {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    };
+    let rest = &argv[1..];
+    let result = match cmd.as_str() {
+        "server" => cmd_server(rest),
+        "load" => cmd_load(rest),
+        "matrix" => matrix::main(rest),
+        "idle-memory" => idle::main(rest),
+        "selftest" => selftest::main(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}").into()),
+    };
+    if let Err(e) = result {
+        eprintln!("isosock-bench {cmd}: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn cmd_server(argv: &[String]) -> Result<()> {
+    let a = Args::parse(argv, &["verbose"])?;
+    let imp = Impl::parse(a.positional(0).ok_or("server: which implementation?")?)?;
+    if let Some(core) = a.get("core") {
+        sys::pin_to_core(core.parse()?)?;
+    }
+    sys::raise_nofile(1024)?;
+    servers::run(
+        imp,
+        a.value("port", 0)?,
+        a.value("threads", 1)?,
+        a.switch("verbose"),
+    )
+}
+
+fn cmd_load(argv: &[String]) -> Result<()> {
+    let a = Args::parse(argv, &["json"])?;
+    let spec = load::LoadSpec {
+        client: Impl::parse(a.get("client").unwrap_or("isosock"))?,
+        url: a.get("url").ok_or("load: --url is required")?.to_owned(),
+        conns: a.value("conns", 1)?,
+        size: args::parse_size(a.get("size").unwrap_or("1KiB"))?,
+        mode: Mode::parse(a.get("mode").unwrap_or("pingpong"))?,
+        window: a.value("window", 16)?,
+        warmup: a.seconds("warmup", Duration::from_secs(1))?,
+        duration: a.seconds("duration", Duration::from_secs(3))?,
+        server_pid: a.get("server-pid").map(str::parse).transpose()?,
+    };
+    if let Some(core) = a.get("core") {
+        sys::pin_to_core(core.parse()?)?;
+    }
+    sys::raise_nofile(spec.conns as u64 + 64)?;
+    let r = load::run(&spec)?;
+    if a.switch("json") {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} -> {}: {} conns, {} {}, W={}: {:.0} msgs/s, {:.1} MB/s, p50 {:.1} us, \
+             p99 {:.1} us, server CPU {} us/msg, client CPU {:.2} us/msg",
+            r.client,
+            spec.url,
+            r.conns,
+            args::fmt_size(r.size),
+            r.mode,
+            r.window,
+            r.msgs_per_sec,
+            r.mb_per_sec,
+            r.p50_us,
+            r.p99_us,
+            r.server_cpu_us_per_msg
+                .map_or("?".to_owned(), |v| format!("{v:.2}")),
+            r.client_cpu_us_per_msg,
+        );
+    }
+    Ok(())
+}

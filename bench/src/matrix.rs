@@ -1,0 +1,661 @@
+//! `matrix`: the whole comparison in one command.
+//!
+//! Phase `servers`: for each cell (connections x message size x mode), the isosock client
+//! loads each server implementation in turn, A B C D E A B C D E (`--rounds` times), each run
+//! with a fresh server process pinned to core 0 and a fresh load process pinned to core 1.
+//! Phase `clients`: the same with each client implementation against one fixed server
+//! (fastwebsockets by default). Each table cell is the median over the rounds; the raw runs go
+//! to `target/bench/results.json`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::args::{self, fmt_size, Args};
+use crate::child::ServerProc;
+use crate::load::LoadResult;
+use crate::{Impl, Mode, Result};
+
+/// The cores the server and the load generator are pinned to.
+const SERVER_CORE: usize = 0;
+const CLIENT_CORE: usize = 1;
+
+#[derive(Debug, Clone)]
+struct Opts {
+    quick: bool,
+    rounds: usize,
+    warmup: Duration,
+    duration: Duration,
+    conns: Vec<usize>,
+    sizes: Vec<usize>,
+    modes: Vec<Mode>,
+    impls: Vec<Impl>,
+    window: usize,
+    max_inflight: usize,
+    fixed_server: Impl,
+    phases: Vec<Phase>,
+    pin: bool,
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Phase {
+    /// Every server, loaded by the isosock client.
+    Servers,
+    /// Every client, against the fixed server.
+    Clients,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Cell {
+    conns: usize,
+    size: usize,
+    #[serde(serialize_with = "ser_mode")]
+    mode: Mode,
+    window: usize,
+}
+
+fn ser_mode<S: serde::Serializer>(m: &Mode, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Run {
+    phase: Phase,
+    cell: Cell,
+    round: usize,
+    server: &'static str,
+    client: &'static str,
+    result: Option<LoadResult>,
+    error: Option<String>,
+}
+
+/// Medians over the rounds of one implementation in one cell.
+#[derive(Debug, Clone, Serialize)]
+struct Summary {
+    phase: Phase,
+    cell: Cell,
+    /// The implementation this row is about (the server in phase servers, the client in
+    /// phase clients).
+    subject: &'static str,
+    runs: usize,
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    server_cpu_us_per_msg: f64,
+    client_cpu_us_per_msg: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    machine: Machine,
+    settings: Settings,
+    summaries: &'a [Summary],
+    runs: &'a [Run],
+}
+
+#[derive(Debug, Serialize)]
+struct Settings {
+    quick: bool,
+    rounds: usize,
+    warmup_s: f64,
+    duration_s: f64,
+    max_window: usize,
+    max_inflight_bytes: usize,
+    fixed_server: &'static str,
+    pinned: bool,
+}
+
+/// What the tables were measured on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    cpu: String,
+    cores: usize,
+    kernel: String,
+    rustc: String,
+}
+
+impl Machine {
+    /// Reads /proc/cpuinfo, the CPU count and the kernel release.
+    pub fn detect() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let rustc = Command::new("rustc")
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel,
+            rustc,
+        }
+    }
+}
+
+/// `target/bench`, next to the `release` directory this binary runs from (or under
+/// `CARGO_TARGET_DIR`).
+pub fn out_dir() -> Result<PathBuf> {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(PathBuf::from(t).join("bench"));
+    }
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or("cannot locate the target directory")?;
+    Ok(target.join("bench"))
+}
+
+fn parse_opts(argv: &[String]) -> Result<Opts> {
+    let a = Args::parse(argv, &["quick", "no-pin"])?;
+    let quick = a.switch("quick");
+    let (warmup, duration) = if quick {
+        (Duration::from_millis(200), Duration::from_millis(500))
+    } else {
+        (Duration::from_millis(1000), Duration::from_millis(2500))
+    };
+    let fixed_server = Impl::parse(a.get("fixed-server").unwrap_or("fastwebsockets"))?;
+    Ok(Opts {
+        quick,
+        rounds: a.value("rounds", 2)?,
+        warmup: a.seconds("warmup", warmup)?,
+        duration: a.seconds("duration", duration)?,
+        conns: a.list("conns", vec![1, 64, 1000], |s| Ok(s.parse()?))?,
+        sizes: a.list(
+            "sizes",
+            vec![16, 1 << 10, 64 << 10, 1 << 20],
+            args::parse_size,
+        )?,
+        modes: a.list("modes", vec![Mode::PingPong, Mode::Pipeline], Mode::parse)?,
+        impls: a.list("impls", Impl::ALL.to_vec(), Impl::parse)?,
+        window: a.value("window", 16)?,
+        max_inflight: args::parse_size(a.get("max-inflight").unwrap_or("256MiB"))?,
+        fixed_server,
+        phases: a.list(
+            "phases",
+            vec![Phase::Servers, Phase::Clients],
+            |s| match s {
+                "servers" => Ok(Phase::Servers),
+                "clients" => Ok(Phase::Clients),
+                _ => Err(format!("unknown phase {s:?} (servers or clients)").into()),
+            },
+        )?,
+        pin: !a.switch("no-pin"),
+        out: match a.get("out") {
+            Some(p) => PathBuf::from(p),
+            None => out_dir()?.join("results.json"),
+        },
+    })
+}
+
+/// The pipeline window for `conns` x `size`: `--window`, reduced so that at most
+/// `--max-inflight` bytes are outstanding, but never below 1.
+fn window_for(o: &Opts, conns: usize, size: usize, mode: Mode) -> usize {
+    match mode {
+        Mode::PingPong => 1,
+        Mode::Pipeline => (o.max_inflight / (conns * size).max(1)).clamp(1, o.window.max(1)),
+    }
+}
+
+/// Entry point of `isosock-bench matrix`.
+pub fn main(argv: &[String]) -> Result<()> {
+    let o = parse_opts(argv)?;
+    if o.pin {
+        let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
+        if cores < 2 {
+            return Err(format!(
+                "pinning needs cores {SERVER_CORE} and {CLIENT_CORE}; this process may use \
+                 {cores} (pass --no-pin to run unpinned)"
+            )
+            .into());
+        }
+    }
+    let mut cells = Vec::new();
+    for &mode in &o.modes {
+        for &conns in &o.conns {
+            for &size in &o.sizes {
+                let window = window_for(&o, conns, size, mode);
+                if o.quick && conns * size * window > o.max_inflight {
+                    eprintln!(
+                        "  --quick skips C={conns} S={} {}: {} in flight even at W=1",
+                        fmt_size(size),
+                        mode.name(),
+                        fmt_size(conns * size * window)
+                    );
+                    continue;
+                }
+                cells.push(Cell {
+                    conns,
+                    size,
+                    mode,
+                    window,
+                });
+            }
+        }
+    }
+    let total = cells.len() * o.rounds * o.impls.len() * o.phases.len();
+    eprintln!(
+        "matrix: {} cells x {} implementations x {} rounds x {} phase(s) = {total} runs of \
+         {:.1} s warm-up + {:.1} s measured{}",
+        cells.len(),
+        o.impls.len(),
+        o.rounds,
+        o.phases.len(),
+        o.warmup.as_secs_f64(),
+        o.duration.as_secs_f64(),
+        if o.quick { " (quick)" } else { "" }
+    );
+    for c in &cells {
+        let inflight = c.conns * c.window * c.size;
+        if c.mode == Mode::Pipeline && c.window < o.window || inflight > o.max_inflight {
+            eprintln!(
+                "  C={} S={} {}: W={} ({} in flight{})",
+                c.conns,
+                fmt_size(c.size),
+                c.mode.name(),
+                c.window,
+                fmt_size(inflight),
+                if inflight > o.max_inflight {
+                    "; over the bound, since W cannot go below 1"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+
+    let started = Instant::now();
+    let mut runs = Vec::with_capacity(total);
+    let mut n = 0;
+    for &phase in &o.phases {
+        for cell in &cells {
+            for round in 0..o.rounds {
+                for &imp in &o.impls {
+                    n += 1;
+                    let (server, client) = match phase {
+                        Phase::Servers => (imp, Impl::Isosock),
+                        Phase::Clients => (o.fixed_server, imp),
+                    };
+                    let res = run_one(&o, server, client, cell);
+                    let line = match &res {
+                        Ok(r) => format!(
+                            "{:.0} msgs/s, p50 {:.0} us, server {} us/msg, client {:.2} us/msg",
+                            r.msgs_per_sec,
+                            r.p50_us,
+                            r.server_cpu_us_per_msg
+                                .map_or("?".into(), |v| format!("{v:.2}")),
+                            r.client_cpu_us_per_msg
+                        ),
+                        Err(e) => format!("ERROR: {e}"),
+                    };
+                    eprintln!(
+                        "[{n}/{total} {:.0}s] {:?} C={} S={} {} W={} round {}: server {} client {}: {line}",
+                        started.elapsed().as_secs_f64(),
+                        phase,
+                        cell.conns,
+                        fmt_size(cell.size),
+                        cell.mode.name(),
+                        cell.window,
+                        round + 1,
+                        server.name(),
+                        client.name(),
+                    );
+                    let (result, error) = match res {
+                        Ok(r) => (Some(r), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    };
+                    runs.push(Run {
+                        phase,
+                        cell: *cell,
+                        round,
+                        server: server.name(),
+                        client: client.name(),
+                        result,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    let summaries = summarize(&o, &cells, &runs);
+    let machine = Machine::detect();
+    let md = markdown(&o, &machine, &summaries, started.elapsed());
+    println!("{md}");
+    if let Some(dir) = o.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let report = Report {
+        machine,
+        settings: Settings {
+            quick: o.quick,
+            rounds: o.rounds,
+            warmup_s: o.warmup.as_secs_f64(),
+            duration_s: o.duration.as_secs_f64(),
+            max_window: o.window,
+            max_inflight_bytes: o.max_inflight,
+            fixed_server: o.fixed_server.name(),
+            pinned: o.pin,
+        },
+        summaries: &summaries,
+        runs: &runs,
+    };
+    std::fs::write(&o.out, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(o.out.with_extension("md"), &md)?;
+    eprintln!(
+        "raw results: {} (tables: {})",
+        o.out.display(),
+        o.out.with_extension("md").display()
+    );
+    let errors = runs.iter().filter(|r| r.error.is_some()).count();
+    if errors > 0 {
+        return Err(format!("{errors} of {} runs failed (see above)", runs.len()).into());
+    }
+    Ok(())
+}
+
+/// One run: a fresh server process, a fresh load process, the load's JSON result.
+fn run_one(o: &Opts, server: Impl, client: Impl, cell: &Cell) -> Result<LoadResult> {
+    let srv = ServerProc::start(server, o.pin.then_some(SERVER_CORE))?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args([
+        "load",
+        "--json",
+        "--client",
+        client.name(),
+        "--url",
+        &srv.url,
+    ])
+    .args(["--conns", &cell.conns.to_string()])
+    .args(["--size", &cell.size.to_string()])
+    .args(["--mode", cell.mode.name()])
+    .args(["--window", &cell.window.to_string()])
+    .args(["--warmup", &o.warmup.as_secs_f64().to_string()])
+    .args(["--duration", &o.duration.as_secs_f64().to_string()])
+    .args(["--server-pid", &srv.pid.to_string()]);
+    if o.pin {
+        cmd.args(["--core", &CLIENT_CORE.to_string()]);
+    }
+    let out = cmd.stdin(Stdio::null()).output()?;
+    drop(srv);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("load process {}: {}", out.status, err.trim()).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .ok_or("load process printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn summarize(o: &Opts, cells: &[Cell], runs: &[Run]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for &phase in &o.phases {
+        for cell in cells {
+            for &imp in &o.impls {
+                let rs: Vec<&LoadResult> = runs
+                    .iter()
+                    .filter(|r| r.phase == phase && r.cell == *cell)
+                    .filter(|r| match phase {
+                        Phase::Servers => r.server == imp.name(),
+                        Phase::Clients => r.client == imp.name(),
+                    })
+                    .filter_map(|r| r.result.as_ref())
+                    .collect();
+                let med =
+                    |f: &dyn Fn(&LoadResult) -> f64| median(rs.iter().map(|r| f(r)).collect());
+                out.push(Summary {
+                    phase,
+                    cell: *cell,
+                    subject: imp.name(),
+                    runs: rs.len(),
+                    msgs_per_sec: med(&|r| r.msgs_per_sec),
+                    mb_per_sec: med(&|r| r.mb_per_sec),
+                    p50_us: med(&|r| r.p50_us),
+                    p99_us: med(&|r| r.p99_us),
+                    server_cpu_us_per_msg: med(&|r| r.server_cpu_us_per_msg.unwrap_or(f64::NAN)),
+                    client_cpu_us_per_msg: med(&|r| r.client_cpu_us_per_msg),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    let s = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_f(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn fmt_us(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn fmt_ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// isosock's ratios to `peer`: throughput isosock/peer; CPU (the phase's subject) and
+/// latency peer/isosock. Above 1.0 is better for isosock.
+fn ratios(phase: Phase, iso: &Summary, peer: &Summary) -> [f64; 4] {
+    let cpu = |s: &Summary| match phase {
+        Phase::Servers => s.server_cpu_us_per_msg,
+        Phase::Clients => s.client_cpu_us_per_msg,
+    };
+    [
+        iso.msgs_per_sec / peer.msgs_per_sec,
+        cpu(peer) / cpu(iso),
+        peer.p50_us / iso.p50_us,
+        peer.p99_us / iso.p99_us,
+    ]
+}
+
+fn geomean(v: &[f64]) -> f64 {
+    let v: Vec<f64> = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
+    let mut s = String::new();
+    s += &format!(
+        "Machine: {} ({} cores), Linux {}, {}. {} rounds per implementation in alternating \
+         order, {:.1} s warm-up + {:.1} s measured per run{}; {}. Run took {:.0} s.\n\n",
+        m.cpu,
+        m.cores,
+        m.kernel,
+        m.rustc,
+        o.rounds,
+        o.warmup.as_secs_f64(),
+        o.duration.as_secs_f64(),
+        if o.quick { " (--quick)" } else { "" },
+        if o.pin {
+            "server pinned to core 0, load generator to core 1"
+        } else {
+            "not pinned"
+        },
+        took.as_secs_f64()
+    );
+    for &phase in &o.phases {
+        let (title, cpu_name) = match phase {
+            Phase::Servers => (
+                "Servers (each server loaded by the isosock client)".to_owned(),
+                "server",
+            ),
+            Phase::Clients => (
+                format!(
+                    "Clients (each client against the {} server)",
+                    o.fixed_server.name()
+                ),
+                "client",
+            ),
+        };
+        s += &format!(
+            "### {title}\n\nRatios are isosock's: msgs/s isosock/peer, {cpu_name} CPU and \
+             latency peer/isosock; above 1.00 is better for isosock.\n\n\
+             | C | S | mode | W | {} | msgs/s | MB/s | p50 µs | p99 µs | server CPU µs/msg \
+             | client CPU µs/msg | × msgs/s | × CPU | × p50 | × p99 |\n\
+             | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: \
+             | ---: | ---: | ---: |\n",
+            match phase {
+                Phase::Servers => "server",
+                Phase::Clients => "client",
+            }
+        );
+        let mut per_peer: Vec<(&str, Vec<[f64; 4]>)> = Vec::new();
+        let rows: Vec<&Summary> = sums.iter().filter(|x| x.phase == phase).collect();
+        for group in rows.chunk_by(|a, b| a.cell == b.cell) {
+            let iso = group.iter().find(|x| x.subject == Impl::Isosock.name());
+            for x in group {
+                let r = match iso {
+                    Some(iso) if x.subject != iso.subject => {
+                        let r = ratios(phase, iso, x);
+                        match per_peer.iter_mut().find(|(p, _)| *p == x.subject) {
+                            Some((_, v)) => v.push(r),
+                            None => per_peer.push((x.subject, vec![r])),
+                        }
+                        r.map(fmt_ratio)
+                    }
+                    _ => ["".into(), "".into(), "".into(), "".into()],
+                };
+                let c = x.cell;
+                s += &format!(
+                    "| {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    c.conns,
+                    fmt_size(c.size),
+                    c.mode.name(),
+                    c.window,
+                    x.subject,
+                    if x.runs < o.rounds {
+                        format!(" ({} of {} runs)", x.runs, o.rounds)
+                    } else {
+                        String::new()
+                    },
+                    fmt_num(x.msgs_per_sec),
+                    fmt_f(x.mb_per_sec, 1),
+                    fmt_us(x.p50_us),
+                    fmt_us(x.p99_us),
+                    fmt_f(x.server_cpu_us_per_msg, 2),
+                    fmt_f(x.client_cpu_us_per_msg, 2),
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                );
+            }
+        }
+        if !per_peer.is_empty() {
+            s += &format!(
+                "\nGeometric mean of isosock's ratios over the {} cells above:\n\n\
+                 | peer | × msgs/s | × {cpu_name} CPU | × p50 | × p99 |\n| --- | ---: | ---: | ---: | ---: |\n",
+                per_peer.first().map_or(0, |(_, v)| v.len())
+            );
+            for (peer, v) in &per_peer {
+                let g = |i: usize| geomean(&v.iter().map(|r| r[i]).collect::<Vec<_>>());
+                s += &format!(
+                    "| {peer} | {} | {} | {} | {} |\n",
+                    fmt_ratio(g(0)),
+                    fmt_ratio(g(1)),
+                    fmt_ratio(g(2)),
+                    fmt_ratio(g(3))
+                );
+            }
+        }
+        s += "\n";
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_keep_in_flight_data_bounded() {
+        let o = parse_opts(&[]).expect("defaults");
+        assert_eq!(window_for(&o, 1, 16, Mode::Pipeline), 16);
+        assert_eq!(window_for(&o, 1000, 64 << 10, Mode::Pipeline), 4);
+        assert_eq!(window_for(&o, 1000, 1 << 20, Mode::Pipeline), 1);
+        assert_eq!(window_for(&o, 64, 1 << 20, Mode::PingPong), 1);
+        for c in [1, 64, 1000] {
+            for s in [16, 1 << 10, 64 << 10] {
+                assert!(c * s * window_for(&o, c, s, Mode::Pipeline) <= 256 << 20);
+            }
+        }
+    }
+
+    #[test]
+    fn medians_and_formatting() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![1.0, 2.0]), 1.5);
+        assert_eq!(fmt_num(1234567.4), "1,234,567");
+        assert_eq!(fmt_num(999.0), "999");
+        assert!((geomean(&[2.0, 0.5]) - 1.0).abs() < 1e-9);
+    }
+}

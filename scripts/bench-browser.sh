@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Browser benchmark: isosock's wasm `Conn` against the JS `WebSocket` in headless Chromium.
+#
+# Builds bench/browser (wasm-release profile, wasm-bindgen --target web, npm binaryen's
+# wasm-opt -Oz; Debian's binaryen breaks wasm-bindgen output), starts the release build of the
+# native echo server, and runs bench/browser/run.mjs: echo loops of 16 B, 1 KiB and 64 KiB
+# binary messages, ping-pong and pipelined, isosock and raw JS alternating (A B A B). Prints
+# a markdown table of messages/s and MB/s medians and isosock's ratio to raw JS.
+#
+# Extra arguments go to run.mjs: --rounds N (default 7), --scale X (message counts, default
+# 1; 0.1 for a smoke run), --window W (default 16), --json FILE, --profile FILE (JS calls and
+# allocations per message, and a V8 CPU profile summary; builds with function names and the
+# counting allocator, so take the table's numbers from a run without it). Benchmarks measure:
+# nothing here asserts a timing. Needs what scripts/setup.sh installs; installs nothing itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT="$ROOT/target/bench-browser"
+WASM_OPT="$ROOT/tests/js/node_modules/.bin/wasm-opt"
+CRATE=isosock_bench_browser
+
+die() { echo "bench-browser.sh: $*" >&2; exit 1; }
+[ -x "$WASM_OPT" ] || die "$WASM_OPT is missing; run scripts/setup.sh"
+[ -d tests/js/node_modules/playwright-core ] || die "playwright-core is missing; run scripts/setup.sh"
+want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' bench/browser/Cargo.toml | head -1)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+[ "$want" = "$have" ] || die "wasm-bindgen CLI is '${have:-missing}', the crate pins $want; run scripts/setup.sh"
+
+opt_flags=(-Oz)
+features=()
+for a in "$@"; do
+  # Keep the name section so the CPU profile shows Rust function names, and count allocations.
+  if [ "$a" = --profile ]; then opt_flags+=(-g); features=(--features count-allocs); fi
+done
+
+echo "bench-browser.sh: building bench/browser and the echo server (release)" >&2
+cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p isosock-bench-browser \
+  "${features[@]}"
+rm -rf "$OUT/pkg"
+wasm-bindgen --target web --out-dir "$OUT/pkg" \
+  "target/wasm32-unknown-unknown/wasm-release/$CRATE.wasm"
+"$WASM_OPT" "${opt_flags[@]}" "$OUT/pkg/${CRATE}_bg.wasm" -o "$OUT/pkg/${CRATE}_bg.wasm"
+cargo build --quiet --release --example echo_server
+
+server_out="$(mktemp)"
+./target/release/examples/echo_server 0 >"$server_out" 2>/dev/null &
+server_pid=$!
+cleanup() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  rm -f "$server_out"
+}
+trap cleanup EXIT
+
+url=""
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$server_out" | head -n 1)"
+  [ -n "$url" ] && break
+  kill -0 "$server_pid" 2>/dev/null || die "the echo server exited"
+  sleep 0.1
+done
+[ -n "$url" ] || die "the echo server did not start within 10 s"
+
+node bench/browser/run.mjs --url "$url" --dir "$OUT" "$@"
