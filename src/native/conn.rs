@@ -6,7 +6,9 @@
 //! An idle connection holds no buffer: a read that waits for data polls the socket into a
 //! buffer on the stack, and only bytes that arrived are copied to the heap (a message's payload,
 //! or the start of a frame not complete yet). Outgoing bytes live in a queue that is freed once
-//! written. Nothing per connection is spawned or timed.
+//! written; a large message's payload is not copied into it but shared with the caller's
+//! `Bytes` (a client masks it in place when nobody else holds it). Nothing per connection is
+//! spawned or timed.
 //!
 //! # Locking
 //!
@@ -21,7 +23,9 @@
 //!
 //! Lock order: `out` before `io`; `state` is never held while taking another.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,9 +47,16 @@ use crate::message::{Message, MessageType};
 
 /// Bytes read at once, into a stack buffer, when no frame is partly received.
 const STACK_READ: usize = 8 << 10;
-/// The most a partly received frame grows the read buffer by at once, so a header that
-/// claims a large (allowed) length commits memory only as the bytes arrive.
-const READ_CHUNK: usize = 256 << 10;
+/// The most a partly received frame grows the read buffer by at once. A frame up to this
+/// size gets its whole buffer in one allocation when its header arrives (no copies as it
+/// grows; the read limit, which the header was checked against, bounds it); a larger one
+/// commits memory only as its bytes arrive.
+const READ_CHUNK: usize = 4 << 20;
+/// Payloads at least this long are queued as the caller's `Bytes` rather than copied; shorter
+/// ones are cheaper to copy next to their header than to write as a separate slice.
+const SHARE_MIN: usize = 16 << 10;
+/// The most slices one vectored write passes to the socket.
+const MAX_SLICES: usize = 32;
 
 /// Settings fixed when a connection is made.
 #[derive(Debug, Clone, Copy)]
@@ -87,11 +98,15 @@ struct Partial {
     validated: usize,
 }
 
-/// The outgoing queue.
+/// The outgoing queue: `segs`, then `buf`, in order.
 #[derive(Debug, Default)]
 struct Output {
-    /// Queued frames; `buf[pos..]` is not written yet.
+    /// Queued bytes in front of `buf`: runs of headers and small payloads, and large payloads
+    /// shared with the caller. Never holds an empty piece.
+    segs: VecDeque<Bytes>,
+    /// The newest run of headers and copied small payloads.
     buf: Vec<u8>,
+    /// How much of the first piece (`segs`' front, or `buf` when `segs` is empty) is written.
     pos: usize,
     /// Bytes ever queued, and ever written: a writer waits for `written` to reach the end of
     /// its frame.
@@ -101,6 +116,49 @@ struct Output {
     unflushed: bool,
     /// The stream failed; every later write fails with this.
     error: Option<Error>,
+}
+
+impl Output {
+    /// Whether every queued byte is written.
+    fn is_drained(&self) -> bool {
+        self.segs.is_empty() && self.pos == self.buf.len()
+    }
+
+    /// Appends `payload` as its own piece, after everything queued so far.
+    fn push_shared(&mut self, payload: Bytes) {
+        if !self.buf.is_empty() {
+            // `pos`, if it points into `buf`, now points into the same bytes as a piece.
+            self.segs
+                .push_back(Bytes::from(std::mem::take(&mut self.buf)));
+        }
+        self.segs.push_back(payload);
+    }
+
+    /// Records that the socket took `n` more bytes.
+    fn advance(&mut self, mut n: usize) {
+        self.written += n as u64;
+        while n > 0 {
+            let Some(front) = self.segs.front() else {
+                self.pos += n;
+                return;
+            };
+            let left = front.len() - self.pos;
+            if n < left {
+                self.pos += n;
+                return;
+            }
+            self.segs.pop_front();
+            self.pos = 0;
+            n -= left;
+        }
+    }
+
+    /// Forgets everything queued (the stream failed).
+    fn clear(&mut self) {
+        self.segs = VecDeque::new();
+        self.buf = Vec::new();
+        self.pos = 0;
+    }
 }
 
 /// Wakes every task waiting for the socket to take bytes (the socket keeps one waker only).
@@ -226,11 +284,7 @@ impl Conn {
         let target = {
             let _guard = shared.msg_lock.lock().await;
             shared.check_writable()?;
-            let (opcode, payload) = match &msg {
-                Message::Text(t) => (OpCode::Text, t.as_bytes()),
-                Message::Binary(b) => (OpCode::Binary, &b[..]),
-            };
-            shared.enqueue(true, opcode, payload)?
+            shared.enqueue_message(msg)?
             // The message is queued whole: the next writer may queue behind it while this
             // one waits for the socket.
         };
@@ -243,12 +297,8 @@ impl Conn {
             let _guard = shared.msg_lock.lock().await;
             shared.check_writable()?;
             let mut target = 0;
-            for msg in &msgs {
-                let (opcode, payload) = match msg {
-                    Message::Text(t) => (OpCode::Text, t.as_bytes()),
-                    Message::Binary(b) => (OpCode::Binary, &b[..]),
-                };
-                target = shared.enqueue(true, opcode, payload)?;
+            for msg in msgs {
+                target = shared.enqueue_message(msg)?;
             }
             target
         };
@@ -428,7 +478,45 @@ fn close_payload(code: StatusCode, reason: &str) -> Vec<u8> {
 impl Shared {
     // ---- writing ------------------------------------------------------------------------
 
-    /// Queues one frame; returns the byte count the queue must reach for it to be written.
+    /// Queues one whole message as one frame; returns the byte count the queue must reach for
+    /// it to be written. A large payload is shared, not copied (a client masks it in place
+    /// when the caller's `Bytes` is not shared; otherwise it is copied and masked).
+    fn enqueue_message(&self, msg: Message) -> Result<u64> {
+        if msg.len() < SHARE_MIN {
+            let (opcode, payload) = match &msg {
+                Message::Text(t) => (OpCode::Text, t.as_bytes()),
+                Message::Binary(b) => (OpCode::Binary, &b[..]),
+            };
+            return self.enqueue(true, opcode, payload);
+        }
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, Bytes::from(t.into_bytes())),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let (mask, payload) = match self.role {
+            Role::Server => (None, payload),
+            Role::Client => match payload.try_into_mut() {
+                Ok(mut owned) => {
+                    let key = mask_key();
+                    frame::apply_mask(&mut owned, key);
+                    (Some(key), owned.freeze())
+                }
+                Err(shared) => return self.enqueue(true, opcode, &shared),
+            },
+        };
+        let mut out = lock(&self.out);
+        if let Some(e) = &out.error {
+            return Err(self.write_failed(e.clone()));
+        }
+        let start = out.buf.len();
+        frame::write_header(&mut out.buf, true, opcode, mask, payload.len());
+        out.queued += (out.buf.len() - start + payload.len()) as u64;
+        out.push_shared(payload);
+        Ok(out.queued)
+    }
+
+    /// Queues one frame, copying its payload; returns the byte count the queue must reach for
+    /// it to be written.
     fn enqueue(&self, fin: bool, opcode: OpCode, payload: &[u8]) -> Result<u64> {
         let mut out = lock(&self.out);
         if let Some(e) = &out.error {
@@ -459,16 +547,32 @@ impl Shared {
         self.writers.register(cx.waker());
         let mut wcx = Context::from_waker(&self.writers_waker);
         let mut io = lock(&self.io);
-        while out.pos < out.buf.len() {
-            let o = &mut *out;
-            match Pin::new(&mut *io).poll_write(&mut wcx, &o.buf[o.pos..]) {
+        while !out.is_drained() {
+            let polled = {
+                let o = &*out;
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let pieces = o.segs.iter().map(|b| &b[..]).chain([&o.buf[..]]);
+                let mut n = 0;
+                for (i, piece) in pieces.enumerate().take(MAX_SLICES) {
+                    let piece = if i == 0 { &piece[o.pos..] } else { piece };
+                    if !piece.is_empty() {
+                        slices[n] = IoSlice::new(piece);
+                        n += 1;
+                    }
+                }
+                if n == 1 {
+                    Pin::new(&mut *io).poll_write(&mut wcx, &slices[0])
+                } else {
+                    Pin::new(&mut *io).poll_write_vectored(&mut wcx, &slices[..n])
+                }
+            };
+            match polled {
                 Poll::Ready(Ok(0)) => {
                     let e = Error::new(ErrorKind::ConnectionLost, "the connection took no bytes");
                     return Poll::Ready(Err(self.broken(&mut out, e)));
                 }
                 Poll::Ready(Ok(n)) => {
-                    out.pos += n;
-                    out.written += n as u64;
+                    out.advance(n);
                     out.unflushed = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -484,10 +588,9 @@ impl Shared {
                 }
             }
         }
-        if out.pos == out.buf.len() {
+        if out.is_drained() {
             // Everything is written: give the memory back.
-            out.buf = Vec::new();
-            out.pos = 0;
+            out.clear();
         }
         if out.unflushed {
             match Pin::new(&mut *io).poll_flush(&mut wcx) {
@@ -504,8 +607,7 @@ impl Shared {
 
     /// Records that the stream failed for writing; wakes every writer.
     fn broken(&self, out: &mut Output, e: Error) -> Error {
-        out.buf = Vec::new();
-        out.pos = 0;
+        out.clear();
         out.error = Some(e.clone());
         Waker::from(self.writers.clone()).wake();
         self.write_failed(e)
@@ -644,6 +746,8 @@ impl Shared {
             rs.buf.extend_from_slice(rb.filled());
             Poll::Ready(Ok(rb.filled().len()))
         } else {
+            // `want` is what the frame still needs (or a header's worth): reserving exactly
+            // that lets a frame arrive into one allocation instead of a doubling series.
             rs.buf.reserve(want.max(STACK_READ));
             tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut rs.buf)
         }

@@ -325,3 +325,87 @@ async fn frame_pipelined_with_the_handshake_is_kept() {
     })
     .await;
 }
+
+/// `len` bytes tagged with `tag` (so a frame from another writer or a corrupted one shows).
+fn tagged(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| tag ^ (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn large_payloads_are_sent_intact_and_the_callers_bytes_untouched() {
+    bounded(async {
+        let url = echo_url().await;
+        let opts = DialOptions::new().read_limit(1 << 20);
+        let (conn, _) = dial(&url, &opts).await.expect("dial");
+        // Held by the caller too: the client must not mask it in place.
+        let held = bytes::Bytes::from(tagged(1, 100_000));
+        conn.write(Message::Binary(held.clone()))
+            .await
+            .expect("write");
+        assert_eq!(
+            held[..],
+            tagged(1, 100_000)[..],
+            "the caller's bytes changed"
+        );
+        assert_eq!(conn.read().await.expect("read"), Message::binary(held));
+        // Owned by the write alone: masked in place, still arrives as sent.
+        conn.write(Message::binary(tagged(2, 70_000)))
+            .await
+            .expect("write");
+        assert_eq!(
+            conn.read().await.expect("read"),
+            Message::binary(tagged(2, 70_000))
+        );
+        let text = "é".repeat(20_000);
+        conn.write(Message::text(text.clone()))
+            .await
+            .expect("write");
+        assert_eq!(conn.read().await.expect("read"), Message::text(text));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content() {
+    bounded(async {
+        let url = echo_url().await;
+        let opts = DialOptions::new().read_limit(1 << 20);
+        let (conn, _) = dial(&url, &opts).await.expect("dial");
+        let conn = Arc::new(conn);
+        const WRITERS: u8 = 4;
+        const EACH: usize = 25;
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let conn = conn.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..EACH {
+                    // Alternate copied (small) and shared (large) payloads; the first byte
+                    // names the writer and the second the message's index.
+                    let len = if i % 2 == 0 { 10 } else { 20_000 + i };
+                    let mut data = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
+                    data[0] = w;
+                    data[1] = i as u8;
+                    conn.write(Message::binary(data)).await.expect("write");
+                }
+            }));
+        }
+        let mut next = [0usize; WRITERS as usize];
+        for _ in 0..WRITERS as usize * EACH {
+            let Message::Binary(got) = conn.read().await.expect("read") else {
+                panic!("expected a binary echo");
+            };
+            let (w, i) = (got[0], got[1] as usize);
+            assert_eq!(i, next[w as usize], "writer {w}'s messages out of order");
+            next[w as usize] += 1;
+            let len = if i % 2 == 0 { 10 } else { 20_000 + i };
+            let mut want = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
+            want[0] = w;
+            want[1] = i as u8;
+            assert!(got[..] == want[..], "writer {w} message {i} corrupted");
+        }
+        for t in tasks {
+            t.await.expect("writer task");
+        }
+    })
+    .await;
+}
