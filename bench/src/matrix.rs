@@ -169,7 +169,7 @@ fn parse_opts(argv: &[String]) -> Result<Opts> {
     let (warmup, duration) = if quick {
         (Duration::from_millis(200), Duration::from_millis(500))
     } else {
-        (Duration::from_millis(1000), Duration::from_millis(2500))
+        (Duration::from_millis(500), Duration::from_millis(1500))
     };
     let fixed_server = Impl::parse(a.get("fixed-server").unwrap_or("fastwebsockets"))?;
     Ok(Opts {

@@ -47,14 +47,15 @@ use crate::message::{Message, MessageType};
 
 /// Bytes read at once, into a stack buffer, when no frame is partly received.
 const STACK_READ: usize = 8 << 10;
-/// The most a partly received frame grows the read buffer by at once. A frame up to this
-/// size gets its whole buffer in one allocation when its header arrives (no copies as it
-/// grows; the read limit, which the header was checked against, bounds it); a larger one
-/// commits memory only as its bytes arrive.
-const READ_CHUNK: usize = 4 << 20;
-/// Payloads at least this long are queued as the caller's `Bytes` rather than copied; shorter
-/// ones are cheaper to copy next to their header than to write as a separate slice.
-const SHARE_MIN: usize = 16 << 10;
+/// The most a partly received frame grows the read buffer by at once, so a header that
+/// claims a large (allowed) length commits memory only as the bytes arrive. (Reserving a whole
+/// 1 MiB frame at once was tried: 60% more client CPU per 1 MiB echo here, from fresh pages.)
+const READ_CHUNK: usize = 256 << 10;
+/// Payloads at least this long are queued as the caller's `Bytes` rather than copied, so a
+/// large message is not held twice while it is written. Shorter ones are copied next to their
+/// header: measured at 64 KiB, one contiguous write gave 9% more echoes per second than a
+/// vectored header + payload write, for 3% more CPU.
+const SHARE_MIN: usize = 256 << 10;
 /// The most slices one vectored write passes to the socket.
 const MAX_SLICES: usize = 32;
 
@@ -746,8 +747,6 @@ impl Shared {
             rs.buf.extend_from_slice(rb.filled());
             Poll::Ready(Ok(rb.filled().len()))
         } else {
-            // `want` is what the frame still needs (or a header's worth): reserving exactly
-            // that lets a frame arrive into one allocation instead of a doubling series.
             rs.buf.reserve(want.max(STACK_READ));
             tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut rs.buf)
         }

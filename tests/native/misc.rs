@@ -338,25 +338,25 @@ async fn large_payloads_are_sent_intact_and_the_callers_bytes_untouched() {
         let opts = DialOptions::new().read_limit(1 << 20);
         let (conn, _) = dial(&url, &opts).await.expect("dial");
         // Held by the caller too: the client must not mask it in place.
-        let held = bytes::Bytes::from(tagged(1, 100_000));
+        let held = bytes::Bytes::from(tagged(1, 300_000));
         conn.write(Message::Binary(held.clone()))
             .await
             .expect("write");
         assert_eq!(
             held[..],
-            tagged(1, 100_000)[..],
+            tagged(1, 300_000)[..],
             "the caller's bytes changed"
         );
         assert_eq!(conn.read().await.expect("read"), Message::binary(held));
         // Owned by the write alone: masked in place, still arrives as sent.
-        conn.write(Message::binary(tagged(2, 70_000)))
+        conn.write(Message::binary(tagged(2, 270_000)))
             .await
             .expect("write");
         assert_eq!(
             conn.read().await.expect("read"),
-            Message::binary(tagged(2, 70_000))
+            Message::binary(tagged(2, 270_000))
         );
-        let text = "é".repeat(20_000);
+        let text = "é".repeat(150_000);
         conn.write(Message::text(text.clone()))
             .await
             .expect("write");
@@ -381,7 +381,7 @@ async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content()
                 for i in 0..EACH {
                     // Alternate copied (small) and shared (large) payloads; the first byte
                     // names the writer and the second the message's index.
-                    let len = if i % 2 == 0 { 10 } else { 20_000 + i };
+                    let len = if i % 2 == 0 { 10 } else { 270_000 + i };
                     let mut data = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
                     data[0] = w;
                     data[1] = i as u8;
@@ -397,7 +397,7 @@ async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content()
             let (w, i) = (got[0], got[1] as usize);
             assert_eq!(i, next[w as usize], "writer {w}'s messages out of order");
             next[w as usize] += 1;
-            let len = if i % 2 == 0 { 10 } else { 20_000 + i };
+            let len = if i % 2 == 0 { 10 } else { 270_000 + i };
             let mut want = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
             want[0] = w;
             want[1] = i as u8;
