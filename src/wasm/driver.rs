@@ -1,8 +1,10 @@
 //! The driver task: the only place that touches the browser's `WebSocket`, its event
 //! handlers and timers. See the module docs of `wasm` for the design.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -28,6 +30,30 @@ pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// `error` for a refused connection and leaves the socket CONNECTING forever, so without this
 /// bound such a dial would hang until its timeout.
 const ERROR_GRACE: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// The open sockets of this thread by connection id, for the handle's direct sends
+    /// ([`send_now`]). A `Socket` registers itself when created and leaves on drop.
+    static SOCKETS: RefCell<BTreeMap<u64, WebSocket>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Sends `msg` on connection `id` right away, from the writer's own task, if this thread owns
+/// the socket, it is open, and `bufferedAmount` is at or below `high_water_mark`. `Ok(false)`
+/// means the caller must go through the driver instead (which waits for the buffer to drain).
+/// The caller makes sure no earlier write is still queued in the driver.
+pub(super) fn send_now(id: u64, msg: &Message, high_water_mark: usize) -> Result<bool> {
+    let Some(ws) = SOCKETS.with(|s| s.borrow().get(&id).cloned()) else {
+        return Ok(false);
+    };
+    if ws.ready_state() != WebSocket::OPEN {
+        return Ok(false);
+    }
+    let buffered = usize::try_from(ws.buffered_amount()).unwrap_or(usize::MAX);
+    if buffered > high_water_mark {
+        return Ok(false);
+    }
+    send_on(&ws, msg).map(|()| true)
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -65,8 +91,12 @@ pub(super) enum Command {
 enum Event {
     Open,
     Error,
-    /// A data message, or `None` if the data was neither a string nor an `ArrayBuffer`.
-    Message(Option<Message>),
+    /// Message data that was neither a string nor an `ArrayBuffer`. (Data messages go
+    /// straight from the handler into the inbound queue.)
+    Undecodable,
+    /// The inbound queue failed the connection (data after `close_read`, a reader too slow):
+    /// close with 1000 and this reason.
+    QueueFailed(&'static str),
     Close {
         code: u16,
         reason: String,
@@ -108,12 +138,12 @@ pub(super) fn spawn(
 
 async fn run(
     dial: Dial,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     mut cmds: mpsc::UnboundedReceiver<Command>,
     mut opened: oneshot::Sender<Result<Option<String>>>,
 ) {
     let (tx, mut events) = mpsc::unbounded();
-    let socket = match Socket::open(&dial.url, &dial.shown, &dial.protocols, &tx) {
+    let socket = match Socket::open(&dial.url, &dial.shown, &dial.protocols, &tx, shared) {
         Ok(s) => s,
         Err(e) => {
             let _ = opened.send(Err(e));
@@ -242,12 +272,8 @@ impl Driver<'_> {
     /// Handles one event; `false` ends the driver.
     fn on_event(&mut self, ev: Event) -> bool {
         match ev {
-            Event::Message(Some(msg)) => {
-                if let Some(reason) = self.shared.push(msg) {
-                    self.start_close(1000, reason);
-                }
-            }
-            Event::Message(None) => {
+            Event::QueueFailed(reason) => self.start_close(1000, reason),
+            Event::Undecodable => {
                 self.shared.fail(Error::new(
                     ErrorKind::Protocol,
                     "the browser delivered a message that is neither text nor an ArrayBuffer; \
@@ -296,6 +322,7 @@ impl Driver<'_> {
         match cmd {
             Command::Send { msg, done } => {
                 if self.closing {
+                    self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
                     let _ = done.send(Err(self.shared.write_error()));
                 } else {
                     self.outbound.push_back((msg, done));
@@ -361,13 +388,15 @@ impl Driver<'_> {
             let Some((msg, done)) = self.outbound.pop_front() else {
                 return;
             };
-            let _ = done.send(self.socket.send(&msg));
+            self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
+            let _ = done.send(send_on(&self.socket.ws, &msg));
         }
     }
 
     /// Fails every write still waiting for the socket.
     fn fail_outbound(&mut self) {
         for (_, done) in self.outbound.drain(..) {
+            self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
             let _ = done.send(Err(self.shared.write_error()));
         }
         self.drain_timer = None;
@@ -377,6 +406,8 @@ impl Driver<'_> {
 /// The browser's `WebSocket` and the closures it calls, owned together.
 struct Socket {
     ws: WebSocket,
+    /// The connection's id in `SOCKETS`.
+    id: u64,
     _on_open: Closure<dyn FnMut(web_sys::Event)>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
@@ -389,6 +420,7 @@ impl Socket {
         shown: &str,
         protocols: &[String],
         events: &mpsc::UnboundedSender<Event>,
+        shared: &Arc<Shared>,
     ) -> Result<Self> {
         missing_websocket()?;
         let ws = if protocols.is_empty() {
@@ -417,8 +449,17 @@ impl Socket {
             let _ = tx.unbounded_send(Event::Open);
         });
         let tx = events.clone();
+        let queue = shared.clone();
+        // Straight into the inbound queue, waking the reader: no hop through the driver task.
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let _ = tx.unbounded_send(Event::Message(decode(e.data())));
+            let event = match decode(e.data()) {
+                Some(msg) => match queue.push(msg) {
+                    Some(reason) => Event::QueueFailed(reason),
+                    None => return,
+                },
+                None => Event::Undecodable,
+            };
+            let _ = tx.unbounded_send(event);
         });
         // The `error` event carries no detail by spec (it is a plain `Event`, never an
         // `ErrorEvent`); the `close` event that follows says how the connection ended.
@@ -438,26 +479,14 @@ impl Socket {
         ws.set_onmessage(Some(on_message.as_js_value().unchecked_ref()));
         ws.set_onerror(Some(on_error.as_js_value().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_js_value().unchecked_ref()));
+        SOCKETS.with(|s| s.borrow_mut().insert(shared.id, ws.clone()));
         Ok(Socket {
             ws,
+            id: shared.id,
             _on_open: on_open,
             _on_message: on_message,
             _on_error: on_error,
             _on_close: on_close,
-        })
-    }
-
-    fn send(&self, msg: &Message) -> Result<()> {
-        let sent = match msg {
-            Message::Text(t) => self.ws.send_with_str(t),
-            Message::Binary(b) => self.ws.send_with_u8_array(b),
-        };
-        sent.map_err(|e| {
-            Error::with_source(
-                ErrorKind::ConnectionLost,
-                "the browser refused to send the message",
-                js_text(&e),
-            )
         })
     }
 
@@ -470,8 +499,25 @@ impl Socket {
     }
 }
 
+/// Hands one whole message to the browser.
+fn send_on(ws: &WebSocket, msg: &Message) -> Result<()> {
+    let sent = match msg {
+        Message::Text(t) => ws.send_with_str(t),
+        Message::Binary(b) => ws.send_with_u8_array(b),
+    };
+    sent.map_err(|e| {
+        Error::with_source(
+            ErrorKind::ConnectionLost,
+            "the browser refused to send the message",
+            js_text(&e),
+        )
+    })
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
+        // `try_with`: during thread teardown the registry may already be gone.
+        let _ = SOCKETS.try_with(|s| s.borrow_mut().remove(&self.id));
         // Unset the handlers before the closures are dropped (right after this function), so
         // the browser never calls into a freed closure.
         self.ws.set_onopen(None);

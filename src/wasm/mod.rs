@@ -8,8 +8,10 @@
 //!
 //! - the **driver** (`driver.rs`): one task per connection, started with
 //!   `wasm_bindgen_futures::spawn_local`. It alone owns the `WebSocket`, the four event
-//!   handler `Closure`s and the `setTimeout` timers. The handlers do nothing but push an event
-//!   into a channel the driver reads, so no JS object ever leaves the driver.
+//!   handler `Closure`s and the `setTimeout` timers. The handlers push an event into a
+//!   channel the driver reads (`onmessage` puts data straight into `Shared`'s queue instead),
+//!   so no JS object ever reaches the handle. For direct sends the driver also lists its
+//!   `WebSocket` in a thread-local registry under the connection's id, and removes it on drop.
 //! - the **handle** (`conn.rs`): the backend `Conn` holds only `Send + Sync` things: an
 //!   `Arc<Shared>` (a std `Mutex` around the inbound queue and the connection's state, and
 //!   atomics), the sending half of a `futures-channel` command channel, and async mutexes
@@ -24,16 +26,19 @@
 //! # Data flow
 //!
 //! - **Reading**: `onmessage` converts the event's data (a string, or an `ArrayBuffer`, since
-//!   `binaryType` is always `"arraybuffer"`, never a `Blob`) into a `Message`; the driver
-//!   appends it to the inbound queue in `Shared` and wakes the reader. `read` pops under the
+//!   `binaryType` is always `"arraybuffer"`, never a `Blob`) into a `Message`, appends it to
+//!   the inbound queue in `Shared` and wakes the reader (no hop through the driver). `read` pops under the
 //!   lock within one `poll`, so dropping a `read` loses nothing. The read limit is checked when
 //!   the message is popped (the browser has already received it whole); a message over it
 //!   fails the connection. The queue is bounded (see `INBOUND_QUEUE_MIN`).
-//! - **Writing**: `write` takes the message-level write lock and sends a command with a
-//!   `oneshot` reply; the driver hands the message to `WebSocket.send` once `bufferedAmount`
-//!   is at or below the high-water mark (re-checked every `DRAIN_POLL` by `setTimeout`, since
-//!   the browser has no drain event) and replies. A dropped `write` leaves its message queued
-//!   whole in the driver, which still sends it.
+//! - **Writing**: `write` takes the message-level write lock. When the socket is open,
+//!   `bufferedAmount` is at or below the high-water mark and no earlier write is queued in the
+//!   driver, it calls `WebSocket.send` itself (through the thread's socket registry) and is
+//!   done in one poll. Otherwise it sends a command with a `oneshot` reply; the driver hands
+//!   the message to `WebSocket.send` once `bufferedAmount` is at or below the high-water mark
+//!   (re-checked every `DRAIN_POLL` by `setTimeout`, since the browser has no drain event) and
+//!   replies. A dropped `write` leaves its message queued whole in the driver, which still
+//!   sends it; later writes queue behind it until it is out.
 //! - **Closing**: `close` sends a command; the driver calls `close(code, reason)` (codes the
 //!   browser refuses are mapped to 1000 beforehand, so it never throws; an exception would be
 //!   ignored anyway) and waits for the `close` event, bounded by the close timeout.

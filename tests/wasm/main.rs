@@ -7,6 +7,7 @@
 mod common;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::io::AsyncWriteExt;
@@ -301,6 +302,46 @@ async fn backpressure_holds_a_fast_producer() {
         "backpressure: at most {worst} of {MESSAGES} messages in flight when a write \
          completed (bound {SLACK}); wasm memory {memory_before} -> {memory_after} bytes"
     ));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// A write normally calls `WebSocket.send` itself; one that must wait for the buffer goes
+/// through the driver's queue. Here a direct write, then a queued write whose future is
+/// dropped at once (its message must still go out), then a write after the buffer drained:
+/// all three arrive, in order. (The window in which a later write could overtake a queued one
+/// is the driver's 5 ms drain poll, too short to aim at from a test; `queued_sends` closes it.)
+#[wasm_bindgen_test]
+async fn a_queued_write_is_not_overtaken_by_a_later_direct_one() {
+    const SIZE: usize = 4 << 20;
+    // Mark 0: a write waits for the driver unless the browser's buffer is empty.
+    let conn = open_with(
+        DialOptions::new()
+            .read_limit(8 << 20)
+            .write_high_water_mark(0),
+    )
+    .await;
+    // Sent directly (the buffer is empty): it fills the buffer for a while.
+    let first = common::pattern(SIZE);
+    conn.write(first.clone()).await.expect("first write");
+    // The buffer is not empty: this one is queued in the driver; drop its future at once.
+    let queued = {
+        let mut write = Box::pin(conn.write("second"));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        write.as_mut().poll(&mut cx)
+    };
+    assert!(
+        queued.is_pending(),
+        "the second write should have waited behind 4 MiB in the browser's buffer"
+    );
+    // Let the buffer drain, then write again: this write may not go before "second".
+    sleep(300).await;
+    conn.write("third").await.expect("third write");
+    assert_eq!(conn.read().await.expect("echo 1").len(), SIZE);
+    assert_eq!(conn.read().await.expect("echo 2"), Message::text("second"));
+    assert_eq!(conn.read().await.expect("echo 3"), Message::text("third"));
     conn.close(StatusCode::NORMAL_CLOSURE, "")
         .await
         .expect("close");
