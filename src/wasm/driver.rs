@@ -2,7 +2,7 @@
 //! handlers and timers. See the module docs of `wasm` for the design.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,9 +32,10 @@ pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
 const ERROR_GRACE: Duration = Duration::from_millis(500);
 
 thread_local! {
-    /// The open sockets of this thread by connection id, for the handle's direct sends
-    /// ([`send_now`]). A `Socket` registers itself when created and leaves on drop.
-    static SOCKETS: RefCell<BTreeMap<u64, WebSocket>> = const { RefCell::new(BTreeMap::new()) };
+    /// The open sockets of this thread with their connection ids, for the handle's direct
+    /// sends ([`send_now`]). A `Socket` registers itself when created and leaves on drop. A
+    /// page holds a few sockets, so a list (less code in the .wasm than a map) is enough.
+    static SOCKETS: RefCell<Vec<(u64, WebSocket)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Sends `msg` on connection `id` right away, from the writer's own task, if this thread owns
@@ -42,7 +43,11 @@ thread_local! {
 /// means the caller must go through the driver instead (which waits for the buffer to drain).
 /// The caller makes sure no earlier write is still queued in the driver.
 pub(super) fn send_now(id: u64, msg: &Message, high_water_mark: usize) -> Result<bool> {
-    let Some(ws) = SOCKETS.with(|s| s.borrow().get(&id).cloned()) else {
+    let found = SOCKETS.with(|s| {
+        let list = s.borrow();
+        list.iter().find(|(i, _)| *i == id).map(|(_, ws)| ws.clone())
+    });
+    let Some(ws) = found else {
         return Ok(false);
     };
     if ws.ready_state() != WebSocket::OPEN {
@@ -479,7 +484,7 @@ impl Socket {
         ws.set_onmessage(Some(on_message.as_js_value().unchecked_ref()));
         ws.set_onerror(Some(on_error.as_js_value().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_js_value().unchecked_ref()));
-        SOCKETS.with(|s| s.borrow_mut().insert(shared.id, ws.clone()));
+        SOCKETS.with(|s| s.borrow_mut().push((shared.id, ws.clone())));
         Ok(Socket {
             ws,
             id: shared.id,
@@ -517,7 +522,12 @@ fn send_on(ws: &WebSocket, msg: &Message) -> Result<()> {
 impl Drop for Socket {
     fn drop(&mut self) {
         // `try_with`: during thread teardown the registry may already be gone.
-        let _ = SOCKETS.try_with(|s| s.borrow_mut().remove(&self.id));
+        let _ = SOCKETS.try_with(|s| {
+            let mut list = s.borrow_mut();
+            if let Some(i) = list.iter().position(|(id, _)| *id == self.id) {
+                list.swap_remove(i);
+            }
+        });
         // Unset the handlers before the closures are dropped (right after this function), so
         // the browser never calls into a freed closure.
         self.ws.set_onopen(None);
