@@ -42,23 +42,9 @@ wasm-bindgen --target web --out-dir "$OUT/pkg" \
 "$WASM_OPT" "${opt_flags[@]}" "$OUT/pkg/${CRATE}_bg.wasm" -o "$OUT/pkg/${CRATE}_bg.wasm"
 cargo build --quiet --release --example echo_server
 
-server_out="$(mktemp)"
-./target/release/examples/echo_server 0 >"$server_out" 2>/dev/null &
-server_pid=$!
-cleanup() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  rm -f "$server_out"
-}
-trap cleanup EXIT
-
-url=""
-for _ in $(seq 1 100); do
-  url="$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$server_out" | head -n 1)"
-  [ -n "$url" ] && break
-  kill -0 "$server_pid" 2>/dev/null || die "the echo server exited"
-  sleep 0.1
-done
-[ -n "$url" ] || die "the echo server did not start within 10 s"
+# shellcheck source=lib/echo-server.sh
+. scripts/lib/echo-server.sh
+start_echo_server ./target/release/examples/echo_server bench-browser.sh
+url="$ECHO_URL"
 
 node bench/browser/run.mjs --url "$url" --dir "$OUT" "$@"

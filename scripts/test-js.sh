@@ -13,24 +13,10 @@ cd "$(dirname "$0")/.."
 ./scripts/build-js.sh
 cargo build --quiet --example echo_server
 
-server_out="$(mktemp)"
-./target/debug/examples/echo_server 0 >"$server_out" 2>/dev/null &
-server_pid=$!
-cleanup() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    rm -f "$server_out"
-}
-trap cleanup EXIT
-
-url=""
-for _ in $(seq 1 100); do
-    url="$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$server_out" | head -n 1)"
-    [ -n "$url" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "test-js.sh: the echo server exited" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "test-js.sh: the echo server did not start within 10 s" >&2; exit 1; }
+# shellcheck source=lib/echo-server.sh
+. scripts/lib/echo-server.sh
+start_echo_server ./target/debug/examples/echo_server test-js.sh
+url="$ECHO_URL"
 echo "test-js.sh: echo server at $url"
 
 # Node.js 22+ has a global WebSocket; 20 and 21 need a flag (the test files spawn children

@@ -8,30 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --example echo_server
-server_out="$(mktemp)"
-./target/debug/examples/echo_server 0 >"$server_out" 2>/dev/null &
-server_pid=$!
-cleanup() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    rm -f "$server_out"
-}
-trap cleanup EXIT
-
-url=""
-for _ in $(seq 1 100); do
-    url="$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$server_out" | head -n 1)"
-    [ -n "$url" ] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "test-wasm.sh: the echo server exited before listening" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if [ -z "$url" ]; then
-    echo "test-wasm.sh: the echo server did not print its address within 10 s" >&2
-    exit 1
-fi
+# shellcheck source=lib/echo-server.sh
+. scripts/lib/echo-server.sh
+start_echo_server ./target/debug/examples/echo_server test-wasm.sh
+url="$ECHO_URL"
 echo "test-wasm.sh: echo server at $url"
 
 export ISOSOCK_ECHO_URL="$url"

@@ -45,7 +45,9 @@ thread_local! {
 pub(super) fn send_now(id: u64, msg: &Message, high_water_mark: usize) -> Result<bool> {
     let found = SOCKETS.with(|s| {
         let list = s.borrow();
-        list.iter().find(|(i, _)| *i == id).map(|(_, ws)| ws.clone())
+        list.iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, ws)| ws.clone())
     });
     let Some(ws) = found else {
         return Ok(false);
