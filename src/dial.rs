@@ -274,7 +274,9 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<(Conn, Response)> {
     for p in &opts.subprotocols {
         check_token(p, "subprotocol")?;
     }
-    let (inner, response) = backend::dial(&target, opts).await?;
+    // Boxed: the handshake's state lives on the heap only while it runs, instead of
+    // enlarging every task that awaits `dial` for its whole life.
+    let (inner, response) = Box::pin(backend::dial(&target, opts)).await?;
     Ok((Conn::from_backend(inner), response))
 }
 

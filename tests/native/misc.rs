@@ -527,3 +527,39 @@ async fn concurrent_writers_share_socket_writes() {
     })
     .await;
 }
+
+/// What a task that awaits `accept` or `dial` and then reads and writes carries for its whole
+/// life: the handshakes run boxed, so their buffers (about 5 KiB for accept, 4 KiB for dial
+/// before they were boxed) are freed when they finish instead of sizing every connection's
+/// task. This is most of the idle memory per connection (6.6 KiB before, see BENCHMARKS.md).
+#[tokio::test]
+async fn connection_futures_stay_small() {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let accept_opts = AcceptOptions::new();
+        let dial_opts = DialOptions::new();
+        let url = format!("ws://{addr}/");
+        let accepting = isosock::accept(tcp, &accept_opts);
+        let dialing = dial(&url, &dial_opts);
+        let sizes = [
+            ("accept", std::mem::size_of_val(&accepting)),
+            ("dial", std::mem::size_of_val(&dialing)),
+        ];
+        for (what, size) in sizes {
+            assert!(size <= 256, "the {what} future is {size} bytes");
+        }
+        drop((accepting, dialing));
+        let (conn, _) = dial(&echo_url().await, &dial_opts).await.expect("dial");
+        let reading = conn.read();
+        let writing = conn.write("x");
+        for (what, size) in [
+            ("read", std::mem::size_of_val(&reading)),
+            ("write", std::mem::size_of_val(&writing)),
+        ] {
+            assert!(size <= 512, "the {what} future is {size} bytes");
+        }
+    })
+    .await;
+}
