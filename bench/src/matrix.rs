@@ -628,8 +628,88 @@ fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
             }
         }
         s += "\n";
+        s += &versus_best(phase, &rows);
     }
     s
+}
+
+/// The per-cell check against the issue's targets: isosock against the fastest peer
+/// (msgs/s), the leanest (CPU per message) and the one with the lowest p99, with the target
+/// (≥ 1.0× up to 1 KiB, ≥ 0.8× above; p99 ≤ 1.05×) and what misses it.
+fn versus_best(phase: Phase, rows: &[&Summary]) -> String {
+    let cpu = |s: &Summary| match phase {
+        Phase::Servers => s.server_cpu_us_per_msg,
+        Phase::Clients => s.client_cpu_us_per_msg,
+    };
+    let mut s = format!(
+        "#### {}: isosock against the best peer in each cell\n\n\
+         × msgs/s is isosock ÷ the fastest peer, × CPU the leanest peer's CPU per message ÷ \
+         isosock's, × p99 isosock's p99 ÷ the lowest peer p99 (below 1 is better there). \
+         Throughput counts as met when msgs/s or CPU reaches the target.\n\n\
+         | mode | C | S | × msgs/s | fastest | × CPU | leanest | × p99 | lowest p99 | target |\n\
+         | --- | ---: | ---: | ---: | --- | ---: | --- | ---: | --- | --- |\n",
+        match phase {
+            Phase::Servers => "Servers",
+            Phase::Clients => "Clients",
+        }
+    );
+    for group in rows.chunk_by(|a, b| a.cell == b.cell) {
+        let Some(iso) = group.iter().find(|x| x.subject == Impl::Isosock.name()) else {
+            continue;
+        };
+        let peers: Vec<&&Summary> = group.iter().filter(|x| x.subject != iso.subject).collect();
+        let best = |key: &dyn Fn(&Summary) -> f64, most: bool| {
+            peers
+                .iter()
+                .filter(|p| key(p).is_finite())
+                .max_by(|a, b| {
+                    let o = key(a).total_cmp(&key(b));
+                    if most {
+                        o
+                    } else {
+                        o.reverse()
+                    }
+                })
+                .copied()
+        };
+        let (Some(fast), Some(lean), Some(low)) = (
+            best(&|x| x.msgs_per_sec, true),
+            best(&cpu, false),
+            best(&|x| x.p99_us, false),
+        ) else {
+            continue;
+        };
+        let rm = iso.msgs_per_sec / fast.msgs_per_sec;
+        let rc = cpu(lean) / cpu(iso);
+        let rp = iso.p99_us / low.p99_us;
+        let c = iso.cell;
+        let target = if c.size <= 1 << 10 { 1.0 } else { 0.8 };
+        let mut misses = Vec::new();
+        if rm < target && rc < target {
+            misses.push(format!("throughput ({rm:.2} msgs/s, {rc:.2} CPU)"));
+        }
+        if rp > 1.05 {
+            misses.push(format!("p99 {rp:.2}"));
+        }
+        let verdict = if misses.is_empty() {
+            "met".to_owned()
+        } else {
+            format!("misses {}", misses.join(", "))
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | ≥ {target:.1}: {verdict} |\n",
+            c.mode.name(),
+            c.conns,
+            fmt_size(c.size),
+            fmt_ratio(rm),
+            fast.subject,
+            fmt_ratio(rc),
+            lean.subject,
+            fmt_ratio(rp),
+            low.subject,
+        );
+    }
+    s + "\n"
 }
 
 #[cfg(test)]
