@@ -119,11 +119,27 @@ mod cli {
         }
     }
 
-    /// Closes with 1000 and waits for the server's answer.
+    /// Closes with 1000 and waits for the server's answer, printing the messages that still
+    /// arrive before it: ones the server sent before it saw our close (some may already be
+    /// here, unread, when input ends) are shown, not dropped.
     async fn leave(conn: &Conn, why: &str) -> Result<(), String> {
-        conn.close(StatusCode::NORMAL_CLOSURE, "bye")
-            .await
-            .map_err(|e| format!("{why}; closing failed: {}", describe(&e)))?;
+        let printing = async {
+            // Ends with the error that reports the close (or whatever ended the connection).
+            while let Ok(msg) = conn.read().await {
+                if let Message::Text(text) = msg {
+                    show(&text);
+                }
+            }
+        };
+        // `biased`: the reader is polled first and holds the read lock from the start, so the
+        // close never reads (and discards) a message itself; it waits for the reader to see
+        // the server's close.
+        let ((), closed) = tokio::join!(
+            biased;
+            printing,
+            conn.close(StatusCode::NORMAL_CLOSURE, "bye")
+        );
+        closed.map_err(|e| format!("{why}; closing failed: {}", describe(&e)))?;
         eprintln!("chat-cli: {why}; left the room (closed with 1000)");
         Ok(())
     }
