@@ -890,16 +890,19 @@ impl Shared {
                 Some((code, reason)) => close_payload(StatusCode::from(*code), reason),
                 None => Vec::new(),
             };
-            if let Ok(target) = self.enqueue(true, OpCode::Close, &payload) {
-                let _ = tokio::time::timeout(
-                    self.settings.close_timeout,
-                    poll_fn(|cx| self.poll_written(cx, target)),
-                )
-                .await;
-            }
+            self.send_close_bounded(&payload).await;
         }
         self.drop_transport();
         err
+    }
+
+    /// Queues a close frame and waits, at most the close timeout, for it to be written;
+    /// failures do not matter here, the transport is dropped next either way.
+    async fn send_close_bounded(&self, payload: &[u8]) {
+        if let Ok(target) = self.enqueue(true, OpCode::Close, payload) {
+            let written = poll_fn(|cx| self.poll_written(cx, target));
+            let _ = tokio::time::timeout(self.settings.close_timeout, written).await;
+        }
     }
 
     /// Records `err` as the connection's end, sends a close frame with `code` (bounded by the
@@ -914,13 +917,7 @@ impl Shared {
         };
         self.changed.notify_waiters();
         if send {
-            if let Ok(target) = self.enqueue(true, OpCode::Close, &close_payload(code, reason)) {
-                let _ = tokio::time::timeout(
-                    self.settings.close_timeout,
-                    poll_fn(|cx| self.poll_written(cx, target)),
-                )
-                .await;
-            }
+            self.send_close_bounded(&close_payload(code, reason)).await;
         }
         self.drop_transport();
         err

@@ -365,6 +365,16 @@ async fn large_payloads_are_sent_intact_and_the_callers_bytes_untouched() {
     .await;
 }
 
+/// Message `i` of writer `w`: copied (small) and shared (large) payloads alternate; the first
+/// byte names the writer and the second the message's index.
+fn writer_message(w: u8, i: usize) -> Vec<u8> {
+    let len = if i % 2 == 0 { 10 } else { 270_000 + i };
+    let mut data = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
+    data[0] = w;
+    data[1] = i as u8;
+    data
+}
+
 #[tokio::test]
 async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content() {
     bounded(async {
@@ -379,13 +389,9 @@ async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content()
             let conn = conn.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..EACH {
-                    // Alternate copied (small) and shared (large) payloads; the first byte
-                    // names the writer and the second the message's index.
-                    let len = if i % 2 == 0 { 10 } else { 270_000 + i };
-                    let mut data = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
-                    data[0] = w;
-                    data[1] = i as u8;
-                    conn.write(Message::binary(data)).await.expect("write");
+                    conn.write(Message::binary(writer_message(w, i)))
+                        .await
+                        .expect("write");
                 }
             }));
         }
@@ -397,11 +403,10 @@ async fn concurrent_writers_of_small_and_large_messages_keep_order_and_content()
             let (w, i) = (got[0], got[1] as usize);
             assert_eq!(i, next[w as usize], "writer {w}'s messages out of order");
             next[w as usize] += 1;
-            let len = if i % 2 == 0 { 10 } else { 270_000 + i };
-            let mut want = tagged(w.wrapping_mul(37).wrapping_add(i as u8), len);
-            want[0] = w;
-            want[1] = i as u8;
-            assert!(got[..] == want[..], "writer {w} message {i} corrupted");
+            assert!(
+                got[..] == writer_message(w, i)[..],
+                "writer {w} message {i} corrupted"
+            );
         }
         for t in tasks {
             t.await.expect("writer task");
