@@ -17,7 +17,9 @@ mod echo_server;
 
 mod accept;
 mod conformance;
+mod examples_load;
 mod faults;
+mod hardening;
 #[cfg(feature = "hyper")]
 mod hyper_service;
 mod interop;
