@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use http::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -26,6 +28,21 @@ use crate::message::Message;
 /// `on_message` is not called again until the previous call returned: that is the
 /// connection's backpressure. Spawn a task to do slow work concurrently; [`Session`] is
 /// cheap to clone and can write from anywhere.
+///
+/// A panic in a method ends that one connection, never the server, and always frees its
+/// slot (it no longer counts toward [`ServerOptions::max_connections`] and leaves
+/// [`ServerHandle::sessions`]):
+///
+/// - in [`on_connect`](Handler::on_connect): the client is refused with `500 Internal Server
+///   Error`; no session existed, so no other method runs;
+/// - in [`on_open`](Handler::on_open) or [`on_message`](Handler::on_message) (or anywhere
+///   below them): the connection is closed with 1011 (internal error) "internal server
+///   error", then [`on_close`](Handler::on_close) runs with a [`CloseInfo::error`] naming the
+///   method and the panic's message, so the application can forget the session;
+/// - in `on_close`: nothing more runs; the connection was already closed.
+///
+/// The panic's message still goes to the panic hook (stderr by default) as usual. A process
+/// built with `panic = "abort"` aborts instead, as for any panic.
 ///
 /// # Examples
 ///
@@ -112,6 +129,18 @@ impl CloseInfo {
     /// transport failed, a limit was exceeded, the server closed it, ...
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
+    }
+
+    /// After a panic in a handler method: whatever close frame the peer sent, and the panic
+    /// as the error (kind [`ErrorKind::Closed`]: the server closed the connection).
+    fn from_panic(conn: &Conn, why: String) -> Self {
+        let frame = conn.peer_close_frame();
+        CloseInfo {
+            clean: frame.is_some(),
+            code: frame.as_ref().map(|f| f.code),
+            reason: frame.map(|f| f.reason).unwrap_or_default(),
+            error: Some(Error::new(ErrorKind::Closed, why)),
+        }
     }
 
     fn from_end(conn: &Conn, err: Error) -> Self {
@@ -342,7 +371,9 @@ impl<H: Handler> Server<H> {
     ///
     /// Each connection runs on its own tokio task: the upgrade (with
     /// [`Handler::on_connect`]), `on_open`, `on_message` per message, `on_close`. Failed
-    /// upgrades are answered with their HTTP error and otherwise ignored.
+    /// upgrades are answered with their HTTP error and otherwise ignored. A panic in a
+    /// handler method ends only its connection (`500` before the upgrade, a 1011 close
+    /// after it) and frees its slot; see [`Handler`].
     ///
     /// Errors of `listener.accept()` never end it: one about a single connection is skipped,
     /// any other (running out of file descriptors, say) is retried after 100 ms.
@@ -423,7 +454,10 @@ async fn connection<H: Handler>(
             if state.sessions().len() >= max {
                 return Err(Reject::new(503, "too many connections").header("Retry-After", "1"));
             }
-            let verdict = handler.on_connect(req);
+            // A panic here would unwind through `accept` and drop the client without an
+            // answer: refuse with 500 instead. No session exists yet, so nothing else to undo.
+            let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| handler.on_connect(req)))
+                .unwrap_or_else(|_| Err(Reject::new(500, "internal server error")));
             if verdict.is_ok() {
                 if let Ok(mut r) = request.lock() {
                     *r = RequestInfo {
@@ -457,14 +491,55 @@ async fn connection<H: Handler>(
             .await;
     }
 
-    handler.on_open(&session).await;
+    // From here on every way out (the peer leaving, an error, a panic in any handler method
+    // or below one) reaches the end of this function, which frees the session's slot: a
+    // panic is caught, not left to end the task with the session still in the map.
+    let mut stage = "Handler::on_open";
+    let ran = AssertUnwindSafe(session_loop(&*handler, &session, &options, &mut stage))
+        .catch_unwind()
+        .await;
+    let info = match ran {
+        Ok(end) => CloseInfo::from_end(session.conn(), end),
+        Err(payload) => {
+            let why = format!(
+                "{stage} panicked ({}); the server closed the connection with 1011 \
+                 (internal error) if it was still open",
+                panic_message(payload.as_ref())
+            );
+            drop(payload);
+            let _ = session
+                .close(StatusCode::INTERNAL_ERROR, "internal server error")
+                .await;
+            CloseInfo::from_panic(session.conn(), why)
+        }
+    };
+    // A panic in `on_close` has nothing left to clean up but the slot below.
+    let _ = AssertUnwindSafe(handler.on_close(&session, info))
+        .catch_unwind()
+        .await;
+    state.sessions().remove(&session.id());
+    state.ended.notify_waiters();
+}
+
+/// `on_open`, then one `on_message` per message until the connection ends; returns why it
+/// ended. `stage` names what is running (a handler method, or the read between them), for
+/// the message of a panic.
+async fn session_loop<H: Handler>(
+    handler: &H,
+    session: &Session,
+    options: &ServerOptions,
+    stage: &mut &'static str,
+) -> Error {
+    *stage = "Handler::on_open";
+    handler.on_open(session).await;
     let mut bucket = options
         .rate
         .map(|(rate, burst)| (rate, burst, burst, Instant::now()));
-    let end = loop {
+    loop {
+        *stage = "reading the next message";
         let msg = match session.conn().read().await {
             Ok(msg) => msg,
-            Err(e) => break e,
+            Err(e) => return e,
         };
         if let Some((rate, burst, tokens, last)) = &mut bucket {
             let now = Instant::now();
@@ -474,19 +549,27 @@ async fn connection<H: Handler>(
                 let _ = session
                     .close(StatusCode::POLICY_VIOLATION, "rate limit exceeded")
                     .await;
-                break Error::new(
+                return Error::new(
                     ErrorKind::Protocol,
                     "the client exceeded the message rate limit; closed with 1008",
                 );
             }
             *tokens -= 1.0;
         }
-        handler.on_message(&session, msg).await;
-    };
-    let info = CloseInfo::from_end(session.conn(), end);
-    handler.on_close(&session, info).await;
-    state.sessions().remove(&session.id());
-    state.ended.notify_waiters();
+        *stage = "Handler::on_message";
+        handler.on_message(session, msg).await;
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or a format string), if it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a non-string payload"
+    }
 }
 
 /// Reaches a [`Server`]'s sessions from anywhere: count them, list them, shut down.

@@ -1,6 +1,7 @@
 //! The callback server (`isosock::server`): the handler's calls in order with what they see,
 //! rejection, concurrent writers, limits (connections, message rate), clean and abnormal ends,
-//! graceful shutdown of many sessions; and the ping heartbeat against a silent peer.
+//! graceful shutdown of many sessions, panicking handlers; and the ping heartbeat against a
+//! silent peer.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -293,6 +294,153 @@ async fn server_shutdown_closes_every_session_with_going_away() {
             dial(&url, &DialOptions::new()).await.is_err(),
             "no longer accepting"
         );
+    })
+    .await;
+}
+
+/// Where a [`Panicker`] panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PanicIn {
+    Connect,
+    Open,
+    Message,
+    Close,
+}
+
+/// A handler that panics in one method (and otherwise echoes); reports each `on_close`.
+struct Panicker {
+    at: PanicIn,
+    closes: mpsc::UnboundedSender<CloseInfo>,
+}
+
+impl Handler for Panicker {
+    fn on_connect(&self, _req: &UpgradeRequest<'_>) -> Result<Upgrade, Reject> {
+        assert_ne!(
+            self.at,
+            PanicIn::Connect,
+            "test handler: panic in on_connect"
+        );
+        Ok(Upgrade::new())
+    }
+
+    async fn on_open(&self, _session: &Session) {
+        assert_ne!(self.at, PanicIn::Open, "test handler: panic in on_open");
+    }
+
+    async fn on_message(&self, session: &Session, msg: Message) {
+        assert_ne!(
+            self.at,
+            PanicIn::Message,
+            "test handler: panic in on_message"
+        );
+        let _ = session.write(msg).await;
+    }
+
+    async fn on_close(&self, _session: &Session, close: CloseInfo) {
+        let _ = self.closes.send(close);
+        assert_ne!(self.at, PanicIn::Close, "test handler: panic in on_close");
+    }
+}
+
+/// A [`Panicker`] server allowing one connection at a time.
+async fn start_panicker(at: PanicIn) -> (String, ServerHandle, mpsc::UnboundedReceiver<CloseInfo>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (closes, rx) = mpsc::unbounded_channel();
+    let server = Server::new(Panicker { at, closes }, permissive().max_connections(1));
+    let handle = server.handle();
+    tokio::spawn(server.serve(listener));
+    (format!("ws://{addr}"), handle, rx)
+}
+
+/// Waits until the server holds no session (the last one's slot is free again).
+async fn until_no_sessions(handle: &ServerHandle) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while handle.connections() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the ended connection's session was never removed: its slot leaked");
+}
+
+/// The next read of `conn`, which must fail within 10 s.
+async fn read_end(conn: &isosock::Conn) -> isosock::Error {
+    tokio::time::timeout(Duration::from_secs(10), conn.read())
+        .await
+        .expect("the server neither closed nor answered")
+        .expect_err("the server closes the connection")
+}
+
+/// Regression: a connection task that panicked (here in `on_message`) used to leave its
+/// session in the server's map, with its socket open, so with `max_connections(1)` every
+/// later client got 503 until restart. Now the panic closes the connection with 1011
+/// (internal error), `on_close` runs with the panic as its error, and the slot is free.
+#[tokio::test]
+async fn panicking_handler_frees_its_connection_slot() {
+    bounded(async {
+        let (url, handle, mut closes) = start_panicker(PanicIn::Message).await;
+        for client in ["first", "next"] {
+            let (conn, _) = dial(&url, &DialOptions::new())
+                .await
+                .unwrap_or_else(|e| panic!("the {client} client was not accepted: {e:?}"));
+            conn.write("boom").await.expect("write");
+            let err = read_end(&conn).await;
+            assert_eq!(
+                isosock::close_status(&err),
+                Some(StatusCode::INTERNAL_ERROR),
+                "{client}: {err:?}"
+            );
+            let info = tokio::time::timeout(Duration::from_secs(10), closes.recv())
+                .await
+                .expect("on_close ran")
+                .expect("server running");
+            let why = info.error().expect("the panic is the error").to_string();
+            assert!(why.contains("Handler::on_message panicked"), "{why}");
+            assert!(why.contains("test handler: panic in on_message"), "{why}");
+            until_no_sessions(&handle).await;
+        }
+    })
+    .await;
+}
+
+/// A panic in each other handler method also ends only its own connection and frees the one
+/// slot, so a second client gets the same treatment as the first: `on_connect` is answered
+/// with 500 (no session existed), `on_open` closes with 1011, and a panicking `on_close` (after
+/// a clean close by the client) still frees the slot.
+#[tokio::test]
+async fn panic_in_any_handler_method_ends_only_its_connection() {
+    bounded(async {
+        for at in [PanicIn::Connect, PanicIn::Open, PanicIn::Close] {
+            let (url, handle, _closes) = start_panicker(at).await;
+            for client in ["first", "second"] {
+                let dialed = dial(&url, &DialOptions::new()).await;
+                match at {
+                    PanicIn::Connect => {
+                        let err = dialed.expect_err("refused");
+                        assert_eq!(err.http_status(), Some(500), "{at:?} {client}: {err:?}");
+                    }
+                    PanicIn::Open => {
+                        let (conn, _) = dialed.unwrap_or_else(|e| panic!("{at:?} {client}: {e:?}"));
+                        let err = read_end(&conn).await;
+                        assert_eq!(
+                            isosock::close_status(&err),
+                            Some(StatusCode::INTERNAL_ERROR),
+                            "{at:?} {client}: {err:?}"
+                        );
+                    }
+                    PanicIn::Close | PanicIn::Message => {
+                        let (conn, _) = dialed.unwrap_or_else(|e| panic!("{at:?} {client}: {e:?}"));
+                        conn.write("hi").await.expect("write");
+                        assert_eq!(conn.read().await.expect("echo"), Message::text("hi"));
+                        conn.close(StatusCode::NORMAL_CLOSURE, "bye")
+                            .await
+                            .expect("close");
+                    }
+                }
+                until_no_sessions(&handle).await;
+            }
+        }
     })
     .await;
 }
