@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::conn::Conn;
-use crate::dial::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_LIMIT};
+use crate::dial::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_LIMIT, DEFAULT_WRITE_HIGH_WATER_MARK};
 use crate::error::Result;
 use crate::native::accept as imp;
 
@@ -46,6 +46,7 @@ pub struct AcceptOptions {
     pub(crate) read_limit: usize,
     pub(crate) close_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) write_high_water_mark: usize,
     pub(crate) hook: Option<Arc<Hook>>,
 }
 
@@ -58,6 +59,7 @@ impl fmt::Debug for AcceptOptions {
             .field("read_limit", &self.read_limit)
             .field("close_timeout", &self.close_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("write_high_water_mark", &self.write_high_water_mark)
             .field("hook", &self.hook.is_some())
             .finish()
     }
@@ -72,6 +74,7 @@ impl Default for AcceptOptions {
             read_limit: DEFAULT_READ_LIMIT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            write_high_water_mark: DEFAULT_WRITE_HIGH_WATER_MARK,
             hook: None,
         }
     }
@@ -132,6 +135,21 @@ impl AcceptOptions {
     /// Sets the time limit for each half of [`Conn::close`]. Default: 5 seconds each.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets how many written bytes may wait for the socket before [`Conn::write`] waits.
+    /// Default: 1 MiB ([`DEFAULT_WRITE_HIGH_WATER_MARK`]).
+    ///
+    /// A write normally completes only once the socket took its message, so the queue is
+    /// empty between writes. A write cancelled while it waits (a `select!` or a timeout
+    /// around it) leaves its message queued; the next write, ping or writer frame first waits
+    /// until the queue is at or below this mark, so a loop of cancelled writes against a peer
+    /// that stopped reading holds at most this many bytes plus one message. `0` waits until
+    /// everything queued before is written. The same option exists on
+    /// [`DialOptions::write_high_water_mark`](crate::DialOptions::write_high_water_mark).
+    pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
+        self.write_high_water_mark = bytes;
         self
     }
 

@@ -124,20 +124,25 @@ impl DialOptions {
         self
     }
 
-    /// Sets how many bytes may wait in the browser's send buffer before [`Conn::write`] waits.
+    /// Sets how many written bytes may wait to be sent before [`Conn::write`] waits.
     /// Default: 1 MiB ([`DEFAULT_WRITE_HIGH_WATER_MARK`]).
     ///
-    /// A write (or a [`Writer`](crate::Writer)'s finish) hands its message to the socket only
-    /// while the socket's `bufferedAmount` is at or below this mark, so at most this many bytes
-    /// plus one message are buffered, however fast the application produces. `0` waits until
-    /// everything sent before has left the browser.
+    /// A write (or a [`Writer`](crate::Writer)'s frame, or a ping) queues its message only
+    /// while the bytes waiting for the network are at or below this mark, so at most this many
+    /// bytes plus one message are held, however fast the application produces and however
+    /// many writes it cancels. `0` waits until everything queued before has been sent.
     ///
     /// # Platform notes
     ///
-    /// Browser only in effect: the browser has no "drain" event, so a waiting write re-checks
-    /// `bufferedAmount` every 5 ms. Natively the option has no effect, because a native write
-    /// already completes only once the socket has taken the message; it exists on both targets
-    /// so the same code compiles for both.
+    /// - Natively the mark bounds the connection's own outgoing queue. A write normally
+    ///   completes only once the socket took its message, so the queue is empty between
+    ///   writes; the mark matters when a write is cancelled (a `select!` or a timeout around
+    ///   it): its message stays queued and is sent, in order, by the next write, ping, pong or
+    ///   close on the connection (no task writes in the background), and that next write first
+    ///   waits until the queue is at or below the mark.
+    /// - In the browser the mark bounds the socket's `bufferedAmount`: a message is handed to
+    ///   `WebSocket.send` only while `bufferedAmount` is at or below it. The browser has no
+    ///   "drain" event, so a waiting write re-checks `bufferedAmount` every 5 ms.
     pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
         self.write_high_water_mark = bytes;
         self

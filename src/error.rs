@@ -59,8 +59,9 @@ pub enum ErrorKind {
     /// in the browser, which refuses both).
     Protocol,
     /// The environment lacks what isosock needs: on wasm32, a JavaScript runtime without a
-    /// global `WebSocket` (Node.js before 22 without `--experimental-websocket`, or a worklet).
-    /// Never produced natively.
+    /// global `WebSocket` (Node.js before 22 without `--experimental-websocket`, or a worklet);
+    /// natively, an operating system whose random number generator fails (no handshake key or
+    /// masking key is made without it).
     Unsupported,
     /// A received message could not be decoded into the requested type (the `json` and
     /// `protobuf` helpers); the message was consumed and the connection stays open.

@@ -60,3 +60,26 @@ pub fn frame_header_round_trip(fin: bool, opcode: u8, masked: bool, len: usize) 
 pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, u16> {
     crate::native::frame::parse_close(payload).map_err(|bad| bad.code.as_u16())
 }
+
+/// A client `Conn` over `stream`, as if the opening handshake had just completed (the
+/// `client_handshake` target fuzzes that part), with `read_limit`: the client end of the
+/// frame-level targets. (The server end goes through the public `accept`.)
+pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> crate::Conn {
+    use crate::native::conn::{Conn, Settings};
+    use crate::native::frame::Role;
+    use crate::native::io::Transport;
+    let settings = Settings {
+        read_limit,
+        close_timeout: std::time::Duration::from_secs(5),
+        write_high_water_mark: crate::DEFAULT_WRITE_HIGH_WATER_MARK,
+    };
+    let inner = Conn::from_upgraded(
+        Transport::new(stream),
+        Vec::new(),
+        Role::Client,
+        None,
+        settings,
+    )
+    .await;
+    crate::Conn::from_backend(inner)
+}

@@ -25,6 +25,7 @@ pub(crate) fn settings(opts: &AcceptOptions) -> Settings {
     Settings {
         read_limit: opts.read_limit,
         close_timeout: opts.close_timeout,
+        write_high_water_mark: opts.write_high_water_mark,
     }
 }
 

@@ -65,6 +65,8 @@ const MAX_SLICES: usize = 32;
 pub(crate) struct Settings {
     pub(crate) read_limit: usize,
     pub(crate) close_timeout: Duration,
+    /// Queued bytes beyond which a write waits before it queues (see `poll_room`).
+    pub(crate) write_high_water_mark: usize,
 }
 
 #[derive(Debug, Default)]
@@ -90,14 +92,66 @@ struct ReadState {
     partial: Option<Partial>,
     /// A pong was queued: reading waits until it is written (backpressure on ping floods).
     pong_target: Option<u64>,
+    /// Payload bytes of the partly received frame at the front of `buf` that are already
+    /// unmasked and, in a text message, UTF-8-checked (0 between frames).
+    checked: usize,
+    /// The UTF-8 check of the text message being received, carried across pieces of a frame
+    /// and across fragments.
+    utf8: Utf8Check,
 }
 
 #[derive(Debug)]
 struct Partial {
     text: bool,
     data: Vec<u8>,
-    /// How many bytes of `data` are known to be valid UTF-8 (text only).
-    validated: usize,
+}
+
+/// An incremental UTF-8 check: bytes are fed as they arrive, and a sequence that can never
+/// become valid is reported as soon as its offending byte is fed (RFC 6455 8.1: fail fast).
+#[derive(Debug, Default)]
+struct Utf8Check {
+    /// The start of a character split between two pieces (at most 3 bytes).
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl Utf8Check {
+    /// Feeds the next bytes of the text; `false` if the text is invalid already.
+    fn feed(&mut self, mut data: &[u8]) -> bool {
+        if self.pending_len > 0 {
+            let width = match self.pending[0] {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                _ => 2,
+            };
+            let take = (width - self.pending_len).min(data.len());
+            let end = self.pending_len + take;
+            self.pending[self.pending_len..end].copy_from_slice(&data[..take]);
+            self.pending_len = end;
+            data = &data[take..];
+            match std::str::from_utf8(&self.pending[..end]) {
+                Ok(_) => self.pending_len = 0,
+                // Still a valid start of a character: `data` is used up.
+                Err(e) if e.error_len().is_none() => return true,
+                Err(_) => return false,
+            }
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_none() => {
+                let tail = &data[e.valid_up_to()..];
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.pending_len = tail.len();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the text fed so far ends on a character boundary.
+    fn is_complete(&self) -> bool {
+        self.pending_len == 0
+    }
 }
 
 /// The outgoing queue: `segs`, then `buf`, in order.
@@ -288,6 +342,7 @@ impl Conn {
         let target = {
             let _guard = shared.msg_lock.lock().await;
             shared.check_writable()?;
+            poll_fn(|cx| shared.poll_room(cx)).await?;
             shared.enqueue_message(msg)?
             // The message is queued whole: the next writer may queue behind it while this
             // one waits for the socket.
@@ -300,6 +355,7 @@ impl Conn {
         let target = {
             let _guard = shared.msg_lock.lock().await;
             shared.check_writable()?;
+            poll_fn(|cx| shared.poll_room(cx)).await?;
             let mut target = 0;
             for msg in msgs {
                 target = shared.enqueue_message(msg)?;
@@ -431,6 +487,7 @@ impl Conn {
             }
         }
         let _unregister = Unregister(shared, id);
+        poll_fn(|cx| shared.poll_room(cx)).await?;
         let target = shared.enqueue(true, OpCode::Ping, &id.to_be_bytes())?;
         poll_fn(|cx| shared.poll_written(cx, target)).await?;
         tokio::select! {
@@ -501,7 +558,7 @@ impl Shared {
             Role::Server => (None, payload),
             Role::Client => match payload.try_into_mut() {
                 Ok(mut owned) => {
-                    let key = mask_key();
+                    let key = mask_key()?;
                     frame::apply_mask(&mut owned, key);
                     (Some(key), owned.freeze())
                 }
@@ -526,7 +583,10 @@ impl Shared {
         if let Some(e) = &out.error {
             return Err(self.write_failed(e.clone()));
         }
-        let mask = (self.role == Role::Client).then(mask_key);
+        let mask = match self.role {
+            Role::Client => Some(mask_key()?),
+            Role::Server => None,
+        };
         let start = out.buf.len();
         frame::write_header(&mut out.buf, fin, opcode, mask, payload.len());
         let body = out.buf.len();
@@ -536,6 +596,22 @@ impl Shared {
         }
         out.queued += (out.buf.len() - start) as u64;
         Ok(out.queued)
+    }
+
+    /// Writes queued bytes until at most the write high-water mark of them wait: a write
+    /// calls this before it queues, so writes cancelled after queuing (whose bytes stay
+    /// queued, to keep the stream whole) cannot grow the queue past the mark.
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let target = {
+            let out = lock(&self.out);
+            let mark = self.settings.write_high_water_mark as u64;
+            let waiting = out.queued - out.written;
+            if waiting <= mark {
+                return Poll::Ready(Ok(()));
+            }
+            out.queued - mark
+        };
+        self.poll_written(cx, target)
     }
 
     /// Writes queued bytes until everything up to `target` is written and flushed.
@@ -681,7 +757,10 @@ impl Shared {
                 }
                 rs.pong_target = None;
             }
-            let limit = self.read_limit.load(Ordering::Relaxed);
+            let limit = self
+                .read_limit
+                .load(Ordering::Relaxed)
+                .min(frame::MAX_READ_LIMIT);
             let want = match frame::parse_header(&rs.buf, self.role, limit) {
                 Err(FrameError::Protocol(why)) => return Poll::Ready(protocol_error(why)),
                 Err(FrameError::TooBig { claimed, limit }) => {
@@ -690,25 +769,65 @@ impl Shared {
                          with 1009"
                     )))
                 }
-                Ok(Some(h)) if rs.buf.len() >= h.size + h.len => {
-                    rs.buf.advance(h.size);
-                    let mut payload = if rs.buf.len() == h.len {
-                        // The frame is all that is buffered (the usual case): take the buffer
-                        // whole; splitting it would make it shared, an allocation per message.
-                        std::mem::take(&mut rs.buf)
-                    } else {
-                        rs.buf.split_to(h.len)
-                    };
-                    if let Some(key) = h.mask {
-                        frame::apply_mask(&mut payload, key);
+                Ok(Some(h)) => {
+                    // Everything the header alone decides is decided before the payload is
+                    // read: a frame out of sequence, a fragment that takes the message over
+                    // the limit.
+                    if let Some(step) = check_sequence(rs, &h, limit) {
+                        return Poll::Ready(step);
                     }
-                    self.received.fetch_add(1, Ordering::Relaxed);
-                    match self.on_frame(rs, h.fin, h.opcode, payload, limit) {
-                        Some(step) => return Poll::Ready(step),
-                        None => continue,
+                    let text = match h.opcode {
+                        OpCode::Text => true,
+                        OpCode::Continue => rs.partial.as_ref().is_some_and(|p| p.text),
+                        _ => false,
+                    };
+                    // `parse_header` saw the whole header, so `buf` holds at least `size`.
+                    let have = rs.buf.len() - h.size;
+                    if have < h.len {
+                        if text && have > rs.checked {
+                            // Check the text as it arrives, so invalid UTF-8 fails the
+                            // connection before the rest of the frame is read.
+                            let piece = &mut rs.buf[h.size + rs.checked..];
+                            if let Some(key) = h.mask {
+                                frame::apply_mask_at(piece, key, rs.checked);
+                            }
+                            if !rs.utf8.feed(piece) {
+                                return Poll::Ready(invalid_utf8());
+                            }
+                            rs.checked = have;
+                        }
+                        (h.len - have).min(READ_CHUNK)
+                    } else {
+                        rs.buf.advance(h.size);
+                        let mut payload = if rs.buf.len() == h.len {
+                            // The frame is all that is buffered (the usual case): take the
+                            // buffer whole; splitting it would make it shared, an allocation
+                            // per message.
+                            std::mem::take(&mut rs.buf)
+                        } else {
+                            rs.buf.split_to(h.len)
+                        };
+                        let checked = std::mem::take(&mut rs.checked);
+                        if let Some(key) = h.mask {
+                            frame::apply_mask_at(&mut payload[checked..], key, checked);
+                        }
+                        // A text message in one frame that arrived at once is checked once,
+                        // when it becomes a `String`; anything else as it arrives.
+                        let whole = h.fin && h.opcode == OpCode::Text && checked == 0;
+                        if text && !whole {
+                            let ok = rs.utf8.feed(&payload[checked..])
+                                && (!h.fin || rs.utf8.is_complete());
+                            if !ok {
+                                return Poll::Ready(invalid_utf8());
+                            }
+                        }
+                        self.received.fetch_add(1, Ordering::Relaxed);
+                        match self.on_frame(rs, h.fin, h.opcode, payload) {
+                            Some(step) => return Poll::Ready(step),
+                            None => continue,
+                        }
                     }
                 }
-                Ok(Some(h)) => (h.size + h.len - rs.buf.len()).min(READ_CHUNK),
                 Ok(None) => frame::MAX_HEADER,
             };
             match ready!(self.poll_fill(cx, rs, want)) {
@@ -761,57 +880,35 @@ impl Shared {
         }
     }
 
-    /// Handles one complete frame; `Some` ends the read.
+    /// Handles one complete frame, already checked by `check_sequence` and, in a text
+    /// message, for UTF-8 as far as it goes; `Some` ends the read.
     fn on_frame(
         &self,
         rs: &mut ReadState,
         fin: bool,
         opcode: OpCode,
         payload: BytesMut,
-        limit: usize,
     ) -> Option<Step> {
         match opcode {
             OpCode::Text | OpCode::Binary => {
-                if rs.partial.is_some() {
-                    return Some(protocol_error(
-                        "a new message started before the fragmented one ended",
-                    ));
-                }
                 let text = opcode == OpCode::Text;
                 if fin {
+                    rs.utf8 = Utf8Check::default();
                     return Some(finish(text, payload.freeze()));
                 }
-                let mut p = Partial {
+                rs.partial = Some(Partial {
                     text,
                     data: Vec::from(&payload[..]),
-                    validated: 0,
-                };
-                if text && !validate(&mut p, false) {
-                    return Some(invalid_utf8());
-                }
-                rs.partial = Some(p);
+                });
                 None
             }
             OpCode::Continue => {
-                let Some(p) = rs.partial.as_mut() else {
-                    return Some(protocol_error(
-                        "a continuation frame arrived with no message to continue",
-                    ));
-                };
-                let total = p.data.len().saturating_add(payload.len());
-                if total > limit {
-                    return Some(too_big(format!(
-                        "a fragmented message of at least {total} bytes exceeds the read limit \
-                         of {limit}; closed with 1009"
-                    )));
-                }
+                let p = rs.partial.as_mut()?;
                 p.data.extend_from_slice(&payload);
-                if p.text && !validate(p, fin) {
-                    return Some(invalid_utf8());
-                }
                 if !fin {
                     return None;
                 }
+                rs.utf8 = Utf8Check::default();
                 let p = rs.partial.take()?;
                 Some(finish(p.text, Bytes::from(p.data)))
             }
@@ -1035,19 +1132,26 @@ fn invalid_utf8() -> Step {
     }
 }
 
-/// Checks the UTF-8 of a fragmented text message as it grows: only the bytes after the last
-/// complete character are looked at again. `fin`: the message must end complete.
-fn validate(p: &mut Partial, fin: bool) -> bool {
-    match std::str::from_utf8(&p.data[p.validated..]) {
-        Ok(_) => {
-            p.validated = p.data.len();
-            true
+/// The rules a frame's header alone decides, given the message in progress (RFC 6455 5.4):
+/// a data frame may not start while a fragmented message is open, a continuation frame only
+/// continues one, and the fragments together stay within `limit`.
+fn check_sequence(rs: &ReadState, h: &frame::Header, limit: usize) -> Option<Step> {
+    match (h.opcode, &rs.partial) {
+        (OpCode::Text | OpCode::Binary, Some(_)) => Some(protocol_error(
+            "a new message started before the fragmented one ended",
+        )),
+        (OpCode::Continue, None) => Some(protocol_error(
+            "a continuation frame arrived with no message to continue",
+        )),
+        // The limit may have been lowered since the earlier fragments arrived.
+        (OpCode::Continue, Some(p)) if h.len > limit.saturating_sub(p.data.len()) => {
+            let total = (p.data.len() as u64).saturating_add(h.len as u64);
+            Some(too_big(format!(
+                "a fragmented message of at least {total} bytes exceeds the read limit of \
+                 {limit}; closed with 1009"
+            )))
         }
-        Err(e) if e.error_len().is_none() && !fin => {
-            p.validated += e.valid_up_to();
-            true
-        }
-        Err(_) => false,
+        _ => None,
     }
 }
 
@@ -1096,6 +1200,9 @@ impl WriteGuard<'_> {
                 if let Err(e) = shared.check_writable() {
                     return Poll::Ready(Err(e));
                 }
+                if let Err(e) = ready!(shared.poll_room(cx)) {
+                    return Poll::Ready(Err(e));
+                }
                 let opcode = match (first, ty) {
                     (false, _) => OpCode::Continue,
                     (true, MessageType::Text) => OpCode::Text,
@@ -1135,5 +1242,66 @@ impl Future for Closed {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Error> {
         self.fut.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Utf8Check;
+
+    /// The shortest prefix of `text` that no continuation can make valid UTF-8, if any.
+    fn first_bad_prefix(text: &[u8]) -> Option<usize> {
+        (1..=text.len())
+            .find(|&n| std::str::from_utf8(&text[..n]).is_err_and(|e| e.error_len().is_some()))
+    }
+
+    #[test]
+    fn utf8_check_fails_at_the_first_impossible_byte_whatever_the_pieces() {
+        let samples: [&[u8]; 12] = [
+            "plain ascii".as_bytes(),
+            "h\u{e9}llo \u{20ac} \u{1f600}".as_bytes(),
+            b"\xF4\x8F\xBF\xBF", // U+10FFFF, the last code point
+            b"\xF4\x90\x80\x80", // past U+10FFFF
+            b"\xED\xA0\x80",     // a UTF-16 surrogate
+            b"\xC0\xAF",         // an overlong '/'
+            b"ok \xE2\x82",      // ends inside a character
+            b"\xE2\x82\xAC\x80", // a stray continuation byte
+            b"abc\xFFdef",
+            b"\xF0\x9F\x98", // truncated emoji
+            b"\xC3\x28",     // bad second byte
+            b"",
+        ];
+        for text in samples {
+            let valid = std::str::from_utf8(text).is_ok();
+            let bad = first_bad_prefix(text);
+            // Every split into two pieces, and one byte at a time.
+            let mut splits: Vec<Vec<&[u8]>> = (0..=text.len())
+                .map(|i| vec![&text[..i], &text[i..]])
+                .collect();
+            splits.push(text.chunks(1).collect());
+            for pieces in splits {
+                let mut check = Utf8Check::default();
+                let mut fed = 0;
+                let mut failed_at = None;
+                for piece in &pieces {
+                    fed += piece.len();
+                    if !check.feed(piece) {
+                        failed_at = Some(fed);
+                        break;
+                    }
+                }
+                let ok = failed_at.is_none() && check.is_complete();
+                assert_eq!(ok, valid, "{text:?} in {pieces:?}");
+                if let Some(bad) = bad {
+                    // Caught with the piece that brought the offending byte, not later.
+                    let mut end = 0;
+                    let due = pieces.iter().find_map(|p| {
+                        end += p.len();
+                        (end >= bad).then_some(end)
+                    });
+                    assert_eq!(failed_at, due, "{text:?} in {pieces:?}");
+                }
+            }
+        }
     }
 }

@@ -134,6 +134,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
     let settings = Settings {
         read_limit: opts.read_limit,
         close_timeout: opts.close_timeout,
+        write_high_water_mark: opts.write_high_water_mark,
     };
     let (leftover, headers, subprotocol) =
         client_handshake(&mut transport, &uri, &extra, &opts.subprotocols).await?;
@@ -172,7 +173,7 @@ async fn client_handshake(
     let lost = |what: &'static str| {
         move |e: std::io::Error| Error::with_source(ErrorKind::Connect, what, e)
     };
-    let key = generate_key();
+    let key = generate_key()?;
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

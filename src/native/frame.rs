@@ -7,6 +7,11 @@ use crate::close::StatusCode;
 /// The longest frame header: 2 bytes, a 64-bit length, a masking key.
 pub(crate) const MAX_HEADER: usize = 14;
 
+/// The largest read limit that takes effect: `isize::MAX` bytes, the most one buffer can hold
+/// (2^63 - 1 on 64-bit targets, 2^31 - 1 on 32-bit ones). A larger limit, `usize::MAX`
+/// included, means this one, so length arithmetic never overflows.
+pub(crate) const MAX_READ_LIMIT: usize = isize::MAX as usize;
+
 /// Which end of the connection this is; it decides who masks (RFC 6455 5.1, 5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -80,9 +85,10 @@ pub(crate) enum FrameError {
 
 /// Parses the frame header at the start of `buf` as received by `role`, checking RFC 6455
 /// 5.1–5.5: no reserved bits (no extension is ever negotiated), no reserved opcodes, masking by
-/// clients only, control frames final and at most 125 bytes, and a payload length within
-/// `limit` (checked from the header alone, before anything is allocated). `Ok(None)`: more
-/// bytes are needed.
+/// clients only, control frames final and at most 125 bytes, a 64-bit length with its most
+/// significant bit clear, and a data frame's payload length within `limit` (capped at
+/// [`MAX_READ_LIMIT`]; checked from the header alone, before anything is allocated).
+/// `Ok(None)`: more bytes are needed.
 pub(crate) fn parse_header(
     buf: &[u8],
     role: Role,
@@ -118,7 +124,13 @@ pub(crate) fn parse_header(
             Some(b) => {
                 let mut n = [0u8; 8];
                 n.copy_from_slice(b);
-                (u64::from_be_bytes(n), 10)
+                let n = u64::from_be_bytes(n);
+                if n >> 63 != 0 {
+                    return Err(FrameError::Protocol(
+                        "a frame's 64-bit payload length has its most significant bit set",
+                    ));
+                }
+                (n, 10)
             }
             None => return Ok(None),
         },
@@ -134,8 +146,10 @@ pub(crate) fn parse_header(
             ));
         }
     }
+    // Control frames are bounded by 125 bytes above; the read limit is about messages.
+    let limit = limit.min(MAX_READ_LIMIT);
     let len = match usize::try_from(claimed) {
-        Ok(len) if len <= limit => len,
+        Ok(len) if len <= limit || opcode.is_control() => len,
         _ => return Err(FrameError::TooBig { claimed, limit }),
     };
     let mask = if masked {
@@ -174,6 +188,16 @@ pub(crate) fn apply_mask(data: &mut [u8], key: [u8; 4]) {
     for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
         *b ^= key[i % 4];
     }
+}
+
+/// XORs `data` with the masking `key` as if `data` started `offset` bytes into the payload
+/// (for a payload unmasked piece by piece as it arrives).
+pub(crate) fn apply_mask_at(data: &mut [u8], key: [u8; 4], offset: usize) {
+    let r = offset % 4;
+    apply_mask(
+        data,
+        [key[r], key[(r + 1) % 4], key[(r + 2) % 4], key[(r + 3) % 4]],
+    );
 }
 
 /// Appends a frame header to `out`, with the shortest length encoding (RFC 6455 5.2).
@@ -260,7 +284,12 @@ pub(crate) fn fuzz_round_trip(fin: bool, opcode: u8, masked: bool, len: usize) -
         return true;
     };
     let fin = fin || op.is_control();
-    let len = if op.is_control() { len % 126 } else { len };
+    // Lengths past MAX_READ_LIMIT cannot be written: no buffer holds that many bytes.
+    let len = if op.is_control() {
+        len % 126
+    } else {
+        len.min(MAX_READ_LIMIT)
+    };
     let mut out = Vec::new();
     write_header(&mut out, fin, op, masked.then_some([1, 2, 3, 4]), len);
     let role = if masked { Role::Server } else { Role::Client };
@@ -299,7 +328,7 @@ mod tests {
             Ok(None)
         );
         assert_eq!(parse_header(&[0x82], Role::Server, 1000), Ok(None));
-        let claim = masked(0x82, 127, &u64::MAX.to_be_bytes());
+        let claim = masked(0x82, 127, &(1u64 << 40).to_be_bytes());
         assert!(matches!(
             parse_header(&claim, Role::Server, 1 << 20),
             Err(FrameError::TooBig { .. })
@@ -329,6 +358,56 @@ mod tests {
             parse_header(&masked(0x89, 126, &[0, 126]), Role::Server, 1000),
             Err(FrameError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn length_with_top_bit_set_is_a_protocol_error_at_any_limit() {
+        for claim in [u64::MAX, 1 << 63, (1 << 63) | 5] {
+            let header = masked(0x82, 127, &claim.to_be_bytes());
+            for limit in [0, 1 << 20, MAX_READ_LIMIT, usize::MAX] {
+                assert!(
+                    matches!(
+                        parse_header(&header, Role::Server, limit),
+                        Err(FrameError::Protocol(_))
+                    ),
+                    "claim {claim:#x}, limit {limit}"
+                );
+            }
+        }
+        // The largest legal length parses with no limit, and is too big under any other.
+        let header = masked(0x82, 127, &(u64::MAX >> 1).to_be_bytes());
+        let h = parse_header(&header, Role::Server, usize::MAX)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(h.len as u64, u64::MAX >> 1);
+        assert!(matches!(
+            parse_header(&header, Role::Server, 1 << 40),
+            Err(FrameError::TooBig { .. })
+        ));
+    }
+
+    #[test]
+    fn control_frames_are_not_held_to_the_read_limit() {
+        let ping = masked(0x89, 5, &[]);
+        let h = parse_header(&ping, Role::Server, 0)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!((h.opcode, h.len), (OpCode::Ping, 5));
+    }
+
+    #[test]
+    fn masking_at_an_offset_matches_masking_the_whole() {
+        let key = [0x11, 0x22, 0x33, 0x44];
+        let data: Vec<u8> = (0..200u8).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key);
+        for split in [0, 1, 2, 3, 5, 33, 64, 199, 200] {
+            let mut pieces = data.clone();
+            let (a, b) = pieces.split_at_mut(split);
+            apply_mask_at(a, key, 0);
+            apply_mask_at(b, key, split);
+            assert_eq!(pieces, whole, "split at {split}");
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::cell::RefCell;
 
+use ring::error::Unspecified;
 use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::{Error, ErrorKind, Result};
 
 /// The GUID RFC 6455 appends to the client's key.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -31,23 +34,36 @@ pub(crate) fn base64(data: &[u8]) -> String {
     out
 }
 
-/// Fills `buf` from the OS CSPRNG. If it fails (it does not on supported systems), the
-/// process's hash keys stand in rather than panicking: these values need to be
-/// unpredictable, not secret.
-fn fill_random(buf: &mut [u8]) {
-    if SystemRandom::new().fill(buf).is_err() {
-        for chunk in buf.chunks_mut(8) {
-            let r = super::rt::random_u64().to_ne_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
-        }
-    }
+/// Fills `buf` from the OS CSPRNG.
+///
+/// # Errors
+///
+/// `ErrorKind::Unsupported` if the operating system's random source fails. There is no fallback: a
+/// handshake key or masking key that a peer or an intermediary could predict defeats the
+/// purpose of masking (RFC 6455 10.3), so the dial or the write fails instead.
+fn fill_random(buf: &mut [u8]) -> Result<()> {
+    fill_with(buf, |b| SystemRandom::new().fill(b))
+}
+
+/// `fill_random` over any source (the tests pass one that fails).
+fn fill_with(
+    buf: &mut [u8],
+    fill: impl FnOnce(&mut [u8]) -> std::result::Result<(), Unspecified>,
+) -> Result<()> {
+    fill(buf).map_err(|_| {
+        Error::new(
+            ErrorKind::Unsupported,
+            "the operating system's random number generator failed; no WebSocket key or \
+             mask could be made",
+        )
+    })
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64.
-pub(crate) fn generate_key() -> String {
+pub(crate) fn generate_key() -> Result<String> {
     let mut key = [0u8; 16];
-    fill_random(&mut key);
-    base64(&key)
+    fill_random(&mut key)?;
+    Ok(base64(&key))
 }
 
 /// The `Sec-WebSocket-Accept` value for a client's key.
@@ -65,12 +81,12 @@ thread_local! {
 }
 
 /// A masking key for one client frame.
-pub(crate) fn mask_key() -> [u8; 4] {
+pub(crate) fn mask_key() -> Result<[u8; 4]> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let (bytes, used) = &mut *pool;
         if *used + 4 > bytes.len() {
-            fill_random(bytes);
+            fill_random(bytes)?;
             *used = 0;
         }
         let key = [
@@ -80,7 +96,7 @@ pub(crate) fn mask_key() -> [u8; 4] {
             bytes[*used + 3],
         ];
         *used += 4;
-        key
+        Ok(key)
     })
 }
 
@@ -103,12 +119,23 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(generate_key().len(), 24);
+        assert_eq!(generate_key().expect("key").len(), 24);
+    }
+
+    #[test]
+    fn failing_random_source_is_an_error_not_a_predictable_key() {
+        let mut buf = [7u8; 16];
+        let err = fill_with(&mut buf, |_| Err(Unspecified)).expect_err("must fail");
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("random"), "{err}");
+        // Nothing stood in for the missing randomness.
+        assert_eq!(buf, [7u8; 16]);
     }
 
     #[test]
     fn mask_keys_differ() {
-        let keys: std::collections::HashSet<[u8; 4]> = (0..1000).map(|_| mask_key()).collect();
+        let keys: std::collections::HashSet<[u8; 4]> =
+            (0..1000).map(|_| mask_key().expect("key")).collect();
         assert!(keys.len() > 990, "{} distinct of 1000", keys.len());
     }
 }

@@ -1,12 +1,12 @@
 //! The native backend: RFC 6455 on tokio streams (+ rustls for `wss://`).
 
 pub(crate) mod accept;
-mod conn;
+pub(crate) mod conn;
 pub(crate) mod dial;
 pub(crate) mod frame;
 mod handshake;
 mod http1;
-mod io;
+pub(crate) mod io;
 pub(crate) mod rt;
 
 pub(crate) use conn::{Closed, Conn, WriteGuard, WRITER_STREAMS};
