@@ -196,14 +196,20 @@ impl Conn {
     /// # Cancel safety
     ///
     /// Messages never interleave or tear: if the future is dropped, the message was either
-    /// not queued at all or queued whole (and is then still sent). Other writers are not
-    /// affected.
+    /// not queued at all or queued whole (and is then still sent, in order). Other writers
+    /// are not affected. A write first waits until the bytes already queued are at or below
+    /// [`DialOptions::write_high_water_mark`](crate::DialOptions::write_high_water_mark)
+    /// (default 1 MiB), so a loop of cancelled writes against a peer that stopped reading
+    /// holds at most that much plus one message.
     ///
     /// # Platform notes
     ///
-    /// Natively the future completes once the message has been written to the socket. In the
-    /// browser it first waits while the socket's `bufferedAmount` is above the high-water
-    /// mark, so a fast producer cannot grow the browser's buffer without bound.
+    /// Natively the future completes once the message has been written to the socket; a
+    /// message queued by a dropped write is sent by the next write, ping, pong or close on
+    /// the connection (no task writes in the background). In the browser the message goes
+    /// to `WebSocket.send` once the socket's `bufferedAmount` is at or below the mark; one
+    /// queued by a dropped write is sent by the connection's driver as soon as the buffer
+    /// allows, with no further call needed.
     pub async fn write(&self, msg: impl Into<Message>) -> Result<()> {
         self.inner.write(msg.into()).await
     }

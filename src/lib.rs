@@ -77,16 +77,23 @@
 //!   browser the message is buffered in memory and sent whole on finish.
 //! - **Read limit**: natively enforced while frames arrive (a frame header that claims too
 //!   much is refused before its payload is read); in the browser enforced after the whole
-//!   message arrived. [`Conn::set_read_limit`] applies any value on both. A message over it closes
-//!   with 1009 natively, and with 1000 "message too big" in the browser (which refuses 1009).
+//!   message arrived. [`Conn::set_read_limit`] applies any value on both (natively a value
+//!   above `isize::MAX`, `usize::MAX` included, means `isize::MAX`, the most one buffer can
+//!   hold). A message over it closes with 1009 natively, and with 1000 "message too big" in
+//!   the browser (which refuses 1009).
 //! - **Reading ahead**: natively nothing is read before `read` asks, so TCP holds a fast peer
 //!   back. The browser cannot pause a socket: it queues messages in memory, up to 16 MiB or
 //!   four times the read limit, whichever is larger; beyond that the connection is closed
 //!   with 1000 "reader too slow" and the next read fails with [`ErrorKind::MessageTooBig`].
-//! - **Write backpressure**: a native `write` completes once the socket took the message. In
-//!   the browser, `write` waits while the socket's `bufferedAmount` is above
-//!   [`DialOptions::write_high_water_mark`] (default 1 MiB), re-checked every 5 ms since the
-//!   browser has no drain event; natively that option has no effect.
+//! - **Write backpressure and cancelled writes**: on both, a write queues its message only
+//!   while the bytes waiting to be sent are at or below
+//!   [`DialOptions::write_high_water_mark`] (default 1 MiB), so cancelled writes cannot grow
+//!   memory past the mark plus one message. Natively a `write` completes once the socket took
+//!   the message, and a message left queued by a cancelled write is sent, in order, by the
+//!   next write, ping, pong or close on that connection: nothing writes in the background.
+//!   In the browser the mark applies to the socket's `bufferedAmount` (re-checked every 5 ms,
+//!   the browser has no drain event), and a message left queued by a cancelled write is
+//!   handed to the socket by the connection's driver, in order, as soon as the buffer allows.
 //! - **Handshake failures**: natively a refused upgrade is [`ErrorKind::Handshake`] with the
 //!   HTTP status and body; the browser reveals nothing (its `error` event carries no detail),
 //!   so every failure before open is [`ErrorKind::Connect`], with the close code that
