@@ -10,6 +10,9 @@
     clippy::panic
 )]
 
+#[cfg(feature = "hyper")]
+#[path = "../../examples/chat_server.rs"]
+mod chat_server;
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../../examples/echo_server.rs"]
@@ -18,6 +21,7 @@ mod echo_server;
 mod accept;
 mod conformance;
 mod examples_load;
+mod extreme_values;
 mod faults;
 mod hardening;
 #[cfg(feature = "hyper")]
