@@ -293,10 +293,24 @@ impl Reject {
 /// Performs the server side of the opening handshake on `stream` and returns the connection.
 ///
 /// Reads the HTTP upgrade request (at most [`MAX_REQUEST_HEAD`] bytes, within the handshake
-/// timeout), checks it (method, upgrade headers, version 13, key, origin), runs the hook,
-/// selects the subprotocol and answers `101 Switching Protocols`. Any refused request is
-/// answered with a proper HTTP error (400, 403, 405, 408, 426, 431, or the hook's status)
-/// and `Connection: close`; it never hangs.
+/// timeout), checks it (HTTP/1.1, method, upgrade headers, version 13, key, `Host`, origin),
+/// runs the hook, selects the subprotocol and answers `101 Switching Protocols`. Any refused
+/// request is answered with a proper HTTP error and `Connection: close`; it never hangs:
+///
+/// - 400: malformed HTTP, a missing, repeated or malformed `Sec-WebSocket-Key`, a missing or
+///   repeated `Host`. Refused as soon as the bytes show it, without waiting for the rest of
+///   the head: a line ending in a bare LF instead of CRLF, and a first byte that cannot start
+///   an HTTP request, such as the `0x16` of a TLS ClientHello (a `wss://` client on a
+///   plain-text port; the body says so);
+/// - 403: an `Origin` that is not allowed (see [`AcceptOptions::origin_patterns`]);
+/// - 405: a method other than `GET`;
+/// - 408: no complete request head within the handshake timeout;
+/// - 426: no `Upgrade: websocket` / `Connection: Upgrade`, or a `Sec-WebSocket-Version` other
+///   than one `13`;
+/// - 431: a head over [`MAX_REQUEST_HEAD`] bytes or 64 headers;
+/// - 505: a version other than HTTP/1.1 (RFC 6455 4.1 asks for at least 1.1, and HTTP/1.1 is
+///   the only one that can upgrade this way);
+/// - the hook's status, or 500 when the hook's [`Upgrade`] is invalid.
 ///
 /// `stream` is any tokio byte stream: a `TcpStream`, a TLS stream from tokio-rustls, an
 /// in-memory `tokio::io::duplex`.

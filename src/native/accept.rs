@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::conn::{Conn, Settings};
 use super::frame::Role;
 use super::handshake::derive_accept_key;
-use super::http1::{read_head, HeadReadError};
+use super::http1::{read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
 use super::io::{Io, Transport};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
 use crate::error::{Error, ErrorKind, Result};
@@ -113,6 +113,27 @@ async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadEr
             return Err(HeadError::Bad(
                 HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!("the upgrade request head exceeds {MAX_REQUEST_HEAD} bytes"),
+            ))
+        }
+        Err(HeadReadError::BareLf) => {
+            return Err(HeadError::Bad(
+                HttpStatus::BAD_REQUEST,
+                "malformed HTTP request: a line ends in a bare LF; HTTP/1.1 lines end in CRLF"
+                    .to_owned(),
+            ))
+        }
+        Err(HeadReadError::NotHttp { first }) if first == TLS_HANDSHAKE_RECORD => {
+            return Err(HeadError::Bad(
+                HttpStatus::BAD_REQUEST,
+                "the client started a TLS handshake on this plain-text WebSocket port: \
+                 connect with ws:// here, or with wss:// to the TLS port"
+                    .to_owned(),
+            ))
+        }
+        Err(HeadReadError::NotHttp { first }) => {
+            return Err(HeadError::Bad(
+                HttpStatus::BAD_REQUEST,
+                format!("not an HTTP request: it starts with byte {first:#04x}"),
             ))
         }
         Err(HeadReadError::Io(e)) => {

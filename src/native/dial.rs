@@ -163,7 +163,9 @@ const MAX_RESPONSE_HEAD: usize = 16 << 10;
 type Handshake = (Vec<u8>, HeaderMap, Option<String>);
 
 /// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). A server that
-/// selects none of the offered subprotocols is accepted, as RFC 6455 and Firefox allow.
+/// selects none of the offered subprotocols is accepted, as RFC 6455 and Firefox allow. A
+/// response head with a bare-LF line end, or one that does not start like HTTP, is refused
+/// as soon as those bytes arrive rather than at the dial timeout.
 async fn client_handshake(
     io: &mut Transport,
     uri: &http::Uri,
@@ -211,6 +213,14 @@ async fn client_handshake(
             HeadReadError::Io(None) => Error::new(
                 ErrorKind::Handshake,
                 "the server closed the connection instead of answering the upgrade",
+            ),
+            HeadReadError::BareLf => Error::new(
+                ErrorKind::Handshake,
+                "malformed handshake response: a line ends in a bare LF instead of CRLF",
+            ),
+            HeadReadError::NotHttp { first } => Error::new(
+                ErrorKind::Handshake,
+                format!("the server's answer is not HTTP: it starts with byte {first:#04x}"),
             ),
         })?;
     let mut raw = [httparse::EMPTY_HEADER; 64];

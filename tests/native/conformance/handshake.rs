@@ -282,3 +282,63 @@ async fn offered_extensions_are_not_accepted() {
 async fn garbage_instead_of_a_request_gets_400() {
     bounded(expect_refusal("\x16\x03\x01 not http at all\r\n\r\n", 400)).await;
 }
+
+/// The first bytes of a TLS 1.2/1.3 ClientHello record: handshake record (0x16), version
+/// 3.1, length 512, ClientHello (1) of 508 bytes, client version 3.3, then random bytes.
+const CLIENT_HELLO_START: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x11\xe4\x9c";
+
+/// Regression: a head no valid request can grow out of was only refused at the head timeout
+/// (10 s by default, with 408), because `accept` waited for a CRLF CRLF that never came.
+/// Now it is refused as soon as the bytes show it, with 400 and a body saying why. Rows:
+/// (bytes, what the body mentions, what it is). The client keeps its side open and the
+/// server's head timeout is 60 s, so a refusal that waited for the timeout shows as this
+/// test's 10 s step running out; there is no timing threshold.
+///
+/// - RFC 9112 2.2 lets a recipient accept a bare LF as a line end; isosock refuses it (and
+///   would otherwise never see the end of the head).
+/// - A TLS ClientHello (first byte 0x16) on the plain-text port is a `wss://` client talking
+///   to a `ws://` server. Choice: 400 with a body naming the mistake, like nginx's "The plain
+///   HTTP request was sent to HTTPS port" the other way round; the TLS client reports a
+///   record error, the server's `accept` a `Rejected` error with the same words.
+#[tokio::test]
+async fn unfinishable_heads_are_refused_at_once() {
+    let bare_lf = REQUEST.replace("\r\n", "\n");
+    let bare_lf_header = "GET /conformance HTTP/1.1\r\nHost: 127.0.0.1\nUpgrade: websocket";
+    let rows: [(&[u8], &str, &str); 3] = [
+        (
+            bare_lf.as_bytes(),
+            "bare LF",
+            "a whole request with LF line ends",
+        ),
+        (
+            bare_lf_header.as_bytes(),
+            "bare LF",
+            "one header line ending in LF, head unfinished",
+        ),
+        (CLIENT_HELLO_START, "TLS", "the start of a TLS ClientHello"),
+    ];
+    bounded(async {
+        let timeout = std::time::Duration::from_secs(60);
+        let mut server = EchoServer::start(AcceptOptions::new().handshake_timeout(timeout)).await;
+        for (bytes, mentions, what) in rows {
+            let mut tcp = TcpStream::connect(&server.addr).await.expect("connect");
+            send(&mut tcp, bytes).await;
+            let (head, body) = tokio::time::timeout(STEP, async {
+                let head = read_http_head(&mut tcp).await;
+                let mut body = Vec::new();
+                let _ = tcp.read_to_end(&mut body).await;
+                (head, String::from_utf8_lossy(&body).into_owned())
+            })
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{what}: no prompt refusal (waiting for the head timeout?)")
+            });
+            let head = head.unwrap_or_else(|| panic!("{what}: closed without a response"));
+            assert_eq!(status(&head), 400, "{what}: {head}");
+            assert!(body.contains(mentions), "{what}: body {body:?}");
+            let err = server.expect_end(ErrorKind::Rejected).await;
+            assert!(err.to_string().contains(mentions), "{what}: {err}");
+        }
+    })
+    .await;
+}
