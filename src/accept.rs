@@ -382,7 +382,11 @@ mod hyper_accept {
     /// On success returns the `101` response for the service to return and an [`Upgrading`]
     /// future that resolves to the [`Conn`] once hyper hands over the connection (spawn a task
     /// to await it). On refusal returns a [`Rejection`] whose response the service should
-    /// return. The checks, the hook and the subprotocol choice are those of [`accept`].
+    /// return. The checks, the hook and the subprotocol choice are those of [`accept`] (one
+    /// shared check), with the same statuses; in particular a request that is not HTTP/1.1
+    /// (an HTTP/1.0 upgrade, or an HTTP/2 extended CONNECT, which isosock does not support)
+    /// is refused with `505 HTTP Version Not Supported`. Reading the request, and so its size
+    /// limits and timeout, is hyper's job.
     ///
     /// Requires the `hyper` feature; the request must come from a hyper server with
     /// upgrades enabled (`serve_connection(...).with_upgrades()`).
@@ -418,7 +422,7 @@ mod hyper_accept {
         req: &mut http::Request<B>,
         opts: &AcceptOptions,
     ) -> std::result::Result<(http::Response<String>, Upgrading), Rejection> {
-        match imp::negotiate(req.method(), req.uri(), req.headers(), opts) {
+        match imp::negotiate(req.method(), req.version(), req.uri(), req.headers(), opts) {
             Ok((response, subprotocol)) => {
                 let on_upgrade = hyper::upgrade::on(req);
                 let settings = imp::settings(opts);

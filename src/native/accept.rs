@@ -5,7 +5,7 @@ use http::header::{
     CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, Uri};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode as HttpStatus, Uri, Version};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,8 +64,8 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
             ));
         }
     };
-    let (method, uri, headers, leftover) = head;
-    match negotiate(&method, &uri, &headers, opts) {
+    let (method, version, uri, headers, leftover) = head;
+    match negotiate(&method, version, &uri, &headers, opts) {
         Ok((resp, subprotocol)) => {
             match tokio::time::timeout(
                 limit,
@@ -103,7 +103,7 @@ enum HeadError {
     Bad(HttpStatus, String),
 }
 
-type Head = (Method, Uri, HeaderMap, Vec<u8>);
+type Head = (Method, Version, Uri, HeaderMap, Vec<u8>);
 
 /// Reads one HTTP request head; returns it with any bytes that followed it.
 async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadError> {
@@ -156,6 +156,12 @@ async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadEr
                 format!("the upgrade request has more than {MAX_HEADERS} headers"),
             ))
         }
+        Err(httparse::Error::Version) => {
+            return Err(HeadError::Bad(
+                HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
+                not_http_1_1("another version"),
+            ))
+        }
         Err(e) => return Err(bad(format!("malformed HTTP request: {e}"))),
     }
     let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
@@ -165,12 +171,12 @@ async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadEr
         .unwrap_or("")
         .parse()
         .map_err(|_| bad("invalid request target".to_owned()))?;
-    if req.version != Some(1) {
-        return Err(HeadError::Bad(
-            HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
-            "WebSocket upgrades need HTTP/1.1".to_owned(),
-        ));
-    }
+    // Checked by `negotiate`, as for `accept_http`'s requests.
+    let version = match req.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_09,
+    };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = http::HeaderName::from_bytes(h.name.as_bytes())
@@ -180,7 +186,7 @@ async fn read_request<S: Io>(stream: &mut S) -> std::result::Result<Head, HeadEr
         headers.append(name, value);
     }
     let leftover = buf.split_off(len);
-    Ok((method, uri, headers, leftover))
+    Ok((method, version, uri, headers, leftover))
 }
 
 /// Sends a refusal, then closes gently: the write side first, then a bounded drain of what the
@@ -291,13 +297,34 @@ fn valid_key(key: &[u8]) -> bool {
         && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
 }
 
-/// Checks an upgrade request and builds the `101` response, or the refusal to send.
+/// Why a request that is not HTTP/1.1 is refused with 505; `version` names its version.
+fn not_http_1_1(version: &str) -> String {
+    format!("WebSocket upgrades need HTTP/1.1 (RFC 6455 4.1), not {version}")
+}
+
+/// Checks an upgrade request and builds the `101` response, or the refusal to send. The one
+/// check of `accept` and `accept_http`: HTTP/1.1, then the upgrade headers, GET, version
+/// 13, key, `Host`, origin, the hook and the subprotocol.
 pub(crate) fn negotiate(
     method: &Method,
+    version: Version,
     uri: &Uri,
     headers: &HeaderMap,
     opts: &AcceptOptions,
 ) -> std::result::Result<(Response<()>, Option<String>), Refusal> {
+    if version != Version::HTTP_11 {
+        let what = match version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2 (RFC 8441 upgrades are not supported)",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "another HTTP version",
+        };
+        return Err(refuse(
+            HttpStatus::HTTP_VERSION_NOT_SUPPORTED,
+            not_http_1_1(what),
+        ));
+    }
     if !has_token(headers, UPGRADE, "websocket") || !has_token(headers, CONNECTION, "upgrade") {
         let (mut resp, err) = *refuse(
             HttpStatus::UPGRADE_REQUIRED,

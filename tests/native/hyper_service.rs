@@ -1,4 +1,5 @@
-//! `accept_http` inside a real hyper 1.x server: upgrade, echo, and refusals as HTTP responses.
+//! `accept_http` inside a real hyper 1.x server: upgrade, echo, and refusals as HTTP responses
+//! (to `dial`, and to raw requests over TCP).
 
 use std::convert::Infallible;
 
@@ -9,7 +10,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use isosock::{accept_http, dial, AcceptOptions, DialOptions, ErrorKind, Message, StatusCode};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::util::bounded;
 
@@ -83,6 +85,30 @@ async fn hyper_refusals_are_http_responses() {
             .expect_err("cross-origin");
         assert_eq!(err.http_status(), Some(403));
         assert!(String::from_utf8_lossy(err.http_body().unwrap_or(b"")).contains("origin"));
+    })
+    .await;
+}
+
+/// Regression: `accept_http` answered an HTTP/1.0 upgrade request with `HTTP/1.0 101` (and
+/// hyper then dropped the connection), where `accept` refuses it with 505; they now share the
+/// version check. The request is otherwise a valid upgrade, sent raw over TCP.
+#[tokio::test]
+async fn hyper_refuses_an_http_1_0_upgrade_with_505() {
+    bounded(async {
+        let addr = hyper_server().await;
+        let mut tcp = TcpStream::connect(&addr).await.expect("connect");
+        let request = crate::conformance::REQUEST
+            .replacen("HTTP/1.1", "HTTP/1.0", 1)
+            .replace("Host: 127.0.0.1", &format!("Host: {addr}"));
+        crate::conformance::send(&mut tcp, request.as_bytes()).await;
+        let head = crate::conformance::read_http_head(&mut tcp)
+            .await
+            .expect("a response");
+        assert_eq!(crate::conformance::status(&head), 505, "{head}");
+        let mut body = Vec::new();
+        let _ = tokio::time::timeout(crate::conformance::STEP, tcp.read_to_end(&mut body)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("HTTP/1.1"), "{body:?}");
     })
     .await;
 }

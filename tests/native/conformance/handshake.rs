@@ -211,12 +211,15 @@ async fn non_get_method_gets_405() {
 }
 
 /// RFC 6455 4.1 item 2 / 4.2.1 item 1: "the HTTP version MUST be at least 1.1". Choice: an
-/// HTTP/1.0 upgrade request gets 505 HTTP Version Not Supported.
+/// HTTP/1.0 upgrade request gets 505 HTTP Version Not Supported, and so does a request line
+/// naming a version httparse does not speak (HTTP/2.0; 400 before).
 #[tokio::test]
 async fn http_1_0_request_is_refused() {
     bounded(async {
-        let head = expect_refusal(&REQUEST.replacen("HTTP/1.1", "HTTP/1.0", 1), 505).await;
-        assert!(head.starts_with("HTTP/1.1 505 "), "{head}");
+        for version in ["HTTP/1.0", "HTTP/2.0"] {
+            let head = expect_refusal(&REQUEST.replacen("HTTP/1.1", version, 1), 505).await;
+            assert!(head.starts_with("HTTP/1.1 505 "), "{version}: {head}");
+        }
     })
     .await;
 }
