@@ -165,7 +165,8 @@ type Handshake = (Vec<u8>, HeaderMap, Option<String>);
 /// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). A server that
 /// selects none of the offered subprotocols is accepted, as RFC 6455 and Firefox allow. A
 /// response head with a bare-LF line end, or one that does not start like HTTP, is refused
-/// as soon as those bytes arrive rather than at the dial timeout.
+/// as soon as those bytes arrive rather than at the dial timeout. A 101 with a repeated
+/// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol` or `Upgrade` is refused, as browsers do.
 async fn client_handshake(
     io: &mut Transport,
     uri: &http::Uri,
@@ -260,7 +261,22 @@ async fn client_handshake(
         .await;
         return Err(Error::handshake_status(status, &body));
     }
-    if !has_token(&headers, UPGRADE, "websocket") || !has_token(&headers, CONNECTION, "upgrade") {
+    // RFC 6455 11.3.3 and 11.3.4: `Sec-WebSocket-Accept` and `Sec-WebSocket-Protocol` "MUST
+    // NOT appear more than once in an HTTP response"; repeated, their combined value (RFC
+    // 9110 5.3) is no accept key and no single offered subprotocol, so 4.1 requirements 4 and
+    // 6 fail the connection, as browsers do. `Upgrade` likewise: its value must be exactly
+    // "websocket" (requirement 2). `Connection` is a token list and may repeat (3).
+    for name in [SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE] {
+        if headers.get_all(&name).iter().count() > 1 {
+            return Err(invalid(format!(
+                "the 101 response has more than one {name} header"
+            )));
+        }
+    }
+    let upgrade_ok = headers
+        .get(UPGRADE)
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    if !upgrade_ok || !has_token(&headers, CONNECTION, "upgrade") {
         return Err(invalid(
             "the 101 response lacks `Upgrade: websocket` / `Connection: Upgrade`".to_owned(),
         ));

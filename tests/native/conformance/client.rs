@@ -169,6 +169,8 @@ async fn missing_upgrade_or_connection_in_the_101_fails_the_handshake() {
         for (from, to) in [
             ("Upgrade: websocket\r\n", ""),
             ("Upgrade: websocket\r\n", "Upgrade: h2c\r\n"),
+            // Requirement 2 asks for the value "websocket", not a list containing it.
+            ("Upgrade: websocket\r\n", "Upgrade: websocket, h2c\r\n"),
             ("Connection: Upgrade\r\n", ""),
             ("Connection: Upgrade\r\n", "Connection: keep-alive\r\n"),
         ] {
@@ -179,6 +181,60 @@ async fn missing_upgrade_or_connection_in_the_101_fails_the_handshake() {
                     .into_bytes()
             })
             .await;
+        }
+    })
+    .await;
+}
+
+/// Regression: a 101 with two `Sec-WebSocket-Accept` headers was accepted when the first was
+/// right (browsers refuse it). RFC 6455 11.3.3 and 11.3.4: `Sec-WebSocket-Accept` and
+/// `Sec-WebSocket-Protocol` "MUST NOT appear more than once in an HTTP response"; repeated,
+/// the combined value is no accept key (4.1 requirement 4) and no single offered subprotocol
+/// (requirement 6), and a repeated `Upgrade` is no longer the value "websocket"
+/// (requirement 2): `ErrorKind::Handshake`. `Connection` is a token list (requirement 3), so
+/// a second one is fine. Rows: (header lines added after the correct ones, refused?, what).
+#[tokio::test]
+async fn repeated_single_valued_headers_in_the_101_fail_the_handshake() {
+    // `{ACCEPT}` stands for the right accept value of the request's key.
+    let rows: [(&str, bool, &str); 5] = [
+        (
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+            true,
+            "a second, wrong Sec-WebSocket-Accept after the right one",
+        ),
+        (
+            "Sec-WebSocket-Accept: {ACCEPT}\r\n",
+            true,
+            "the right Sec-WebSocket-Accept twice",
+        ),
+        (
+            "Sec-WebSocket-Protocol: a.v1\r\nSec-WebSocket-Protocol: a.v1\r\n",
+            true,
+            "the offered subprotocol twice",
+        ),
+        ("Upgrade: websocket\r\n", true, "Upgrade: websocket twice"),
+        (
+            "Connection: keep-alive\r\n",
+            false,
+            "a second Connection header",
+        ),
+    ];
+    bounded(async {
+        for (extra, refused, what) in rows {
+            let opts = DialOptions::new().subprotocols(["a.v1"]);
+            let (res, _tcp, _) = handshake_with(opts, |head| {
+                let key = header(head, "sec-websocket-key").expect("the request has a key");
+                switching(head, &extra.replace("{ACCEPT}", &accept_key(&key)))
+            })
+            .await;
+            match res {
+                Err(err) if refused => {
+                    assert_eq!(err.kind(), ErrorKind::Handshake, "{what}: {err:?}");
+                    assert!(err.to_string().contains("more than one"), "{what}: {err}");
+                }
+                Ok(_) if !refused => {}
+                other => panic!("{what}: refused {refused} expected, got {other:?}"),
+            }
         }
     })
     .await;
