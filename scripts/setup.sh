@@ -87,5 +87,8 @@ if [ -f tests/e2e/package-lock.json ]; then
   npm_deps tests/e2e
 fi
 
+# The suite's own script installs it (Python >= 3.12 venv from ../shared/autobahn).
+./scripts/autobahn.sh --install-only
+
 echo
 echo "setup complete"

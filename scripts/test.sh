@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (idempotently) and runs them all: formatting, clippy for
 # native and wasm32 with every feature combination, the native tests (unit, integration,
-# interop with Python websockets and Node ws, doc tests), the browser tests in headless
+# interop with Python websockets and Node ws, doc tests), Autobahn|Testsuite in client and
+# server mode against autobahn/expected.json, the browser tests in headless
 # Chromium, the npm package as users install it, and the chat demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,9 @@ cargo test --all-features
 
 step "native tests without default features (no webpki roots)"
 cargo test --no-default-features --lib --test native
+
+step "Autobahn|Testsuite, client and server mode, against autobahn/expected.json"
+./scripts/autobahn.sh
 
 step "browser tests (headless Chromium)"
 ./scripts/test-wasm.sh
