@@ -126,7 +126,9 @@ impl CloseInfo {
     }
 
     /// Why the connection ended, unless it was a close handshake started by the peer: the
-    /// transport failed, a limit was exceeded, the server closed it, ...
+    /// transport failed, a limit was exceeded, the server closed it, a handler method
+    /// panicked (kind [`ErrorKind::Closed`], the message naming the method and the panic),
+    /// ...
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
     }
