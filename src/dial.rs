@@ -246,8 +246,13 @@ impl Response {
 /// - [`ErrorKind::InvalidArgument`]: a subprotocol or header is not valid.
 /// - [`ErrorKind::Connect`]: DNS, TCP or TLS failed (in the browser: any failure before the
 ///   socket opened).
-/// - [`ErrorKind::Handshake`]: the server refused the upgrade; natively the error carries the
-///   HTTP status and the first bytes of the body.
+/// - [`ErrorKind::Handshake`]: the server refused the upgrade, or answered with an invalid
+///   `101` (a wrong or repeated `Sec-WebSocket-Accept`, a repeated `Sec-WebSocket-Protocol`
+///   or `Upgrade`, an `Upgrade` other than `websocket`, an unoffered subprotocol, a head with
+///   bare-LF line ends or that is not HTTP); natively the error carries the HTTP status and the
+///   first bytes of the body.
+/// - [`ErrorKind::Unsupported`]: natively, the operating system's random number generator
+///   failed, so no handshake key could be made.
 /// - [`ErrorKind::Timeout`]: the connection was not open within [`DialOptions::timeout`].
 ///
 /// # Cancel safety
