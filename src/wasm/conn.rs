@@ -75,6 +75,8 @@ pub(super) struct State {
     discard: bool,
     /// The one reader waiting for a message.
     reader: Option<Waker>,
+    /// The one writer (the write lock admits one) waiting for the driver's queue to empty.
+    writer: Option<Waker>,
     /// `Closed` futures waiting for `end`.
     waiters: Vec<Waker>,
 }
@@ -95,10 +97,29 @@ impl State {
         err
     }
 
-    /// Wakes everyone; call after changing `end`, `failed` or `queue`.
+    /// See [`Shared::check_writable`].
+    fn writable(&self) -> Result<()> {
+        if self.user_closed {
+            return Err(Error::new(
+                ErrorKind::AlreadyClosed,
+                "cannot write: the connection was closed by this side",
+            ));
+        }
+        match &self.end {
+            Some(e) => Err(e.clone()),
+            None if self.failed => Err(Error::new(
+                ErrorKind::AlreadyClosed,
+                "cannot write: the connection was closed by this side",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Wakes everyone; call after changing `end`, `failed`, `user_closed` or `queue`.
     fn take_wakers(&mut self) -> Vec<Waker> {
         let mut wakers = std::mem::take(&mut self.waiters);
         wakers.extend(self.reader.take());
+        wakers.extend(self.writer.take());
         wakers
     }
 }
@@ -114,8 +135,10 @@ pub(super) struct Shared {
     /// This connection's key in the driver's socket registry.
     pub(super) id: u64,
     /// `Send` commands handed to the driver and not answered yet: a write may skip the driver
-    /// only when this is 0, so it cannot overtake an earlier message.
-    pub(super) queued_sends: AtomicUsize,
+    /// only when this is 0, so it cannot overtake an earlier message; and a write hands a
+    /// message over only when this is 0 (see [`Shared::poll_driver_idle`]). Incremented by
+    /// `Conn::submit`, decremented through [`Shared::send_settled`].
+    queued_sends: AtomicUsize,
     pub(super) settings: Settings,
 }
 
@@ -182,6 +205,42 @@ impl Shared {
         })
     }
 
+    /// The driver answered one `Send` command (sent or failed it); wakes the waiting writer
+    /// when that was the last one.
+    pub(super) fn send_settled(&self) {
+        if self.queued_sends.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Taken under the lock the writer registers under: no lost wake-up.
+            let writer = self.lock().writer.take();
+            if let Some(w) = writer {
+                w.wake();
+            }
+        }
+    }
+
+    /// Ready once the driver holds no earlier message, or with the error a write would see
+    /// once the connection cannot be written to (checked first, so a waiting write fails as
+    /// soon as the connection closes or fails).
+    ///
+    /// This is the bound on the driver's queue: every path into `Conn::submit` waits here
+    /// first, so the driver holds the messages of at most one write (or batch, or finished
+    /// `Writer`) at a time, even when the futures that handed them over were dropped. The
+    /// rule is "nothing queued" rather than "queued bytes at or below the mark" because the
+    /// browser's own buffer already holds up to the mark: a second buffer of the same size in
+    /// the driver would double the memory without letting any message out sooner, since the
+    /// driver can only send when `bufferedAmount` is at or below the mark anyway. Dropping the
+    /// future while it waits here hands nothing over.
+    fn poll_driver_idle(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if let Err(e) = st.writable() {
+            return Poll::Ready(Err(e));
+        }
+        if self.queued_sends.load(Ordering::Relaxed) == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        st.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
     /// The driver failed the connection itself (e.g. undecodable data).
     pub(super) fn fail(&self, err: Error) {
         self.update(|st| st.fail(err));
@@ -229,21 +288,7 @@ impl Shared {
     /// `AlreadyClosed` after `close`/`close_now`/drop; otherwise the error that ended the
     /// connection (the peer's close, a failure), as `read` reports it.
     fn check_writable(&self) -> Result<()> {
-        let st = self.lock();
-        if st.user_closed {
-            return Err(Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            ));
-        }
-        match &st.end {
-            Some(e) => Err(e.clone()),
-            None if st.failed => Err(Error::new(
-                ErrorKind::AlreadyClosed,
-                "cannot write: the connection was closed by this side",
-            )),
-            None => Ok(()),
-        }
+        self.lock().writable()
     }
 
     /// The error for a write the driver could not take or finish.
@@ -375,11 +420,14 @@ impl Conn {
     pub(crate) async fn write(&self, msg: Message) -> Result<()> {
         let _guard = self.shared.write_lock.lock().await;
         self.shared.check_writable()?;
+        // An earlier write's message is still in the driver (its future was dropped): wait
+        // for it to go out before handing over another, which bounds the driver's queue.
+        if self.shared.queued_sends.load(Ordering::Relaxed) != 0 {
+            poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
+        }
         // The common case (open, nothing queued, the buffer under the mark) sends from here,
         // sparing two task switches; otherwise the driver sends when the buffer drains.
-        if self.shared.queued_sends.load(Ordering::Relaxed) == 0
-            && driver::send_now(self.shared.id, &msg, self.shared.settings.high_water_mark)?
-        {
+        if driver::send_now(self.shared.id, &msg, self.shared.settings.high_water_mark)? {
             return Ok(());
         }
         let done = self.submit(msg)?;
@@ -388,6 +436,8 @@ impl Conn {
 
     pub(crate) async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
         let _guard = self.shared.write_lock.lock().await;
+        // As in `write`: not before an earlier write's message has left the driver.
+        poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
         // All handed over at once, in order; then each reply in turn.
         let mut replies = Vec::with_capacity(msgs.len());
         for msg in msgs {
@@ -400,6 +450,8 @@ impl Conn {
     }
 
     /// Hands a whole message to the driver; the receiver completes once the browser took it.
+    /// Callers first wait for `poll_driver_idle` (the queue bound), or are `write_batch`
+    /// handing over the rest of its batch.
     fn submit(&self, msg: Message) -> Result<oneshot::Receiver<Result<()>>> {
         self.shared.check_writable()?;
         let (done, rx) = oneshot::channel();
@@ -409,7 +461,7 @@ impl Conn {
             .unbounded_send(Command::Send { msg, done })
             .is_err()
         {
-            self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
+            self.shared.send_settled();
             return Err(self.shared.write_error());
         }
         Ok(rx)
@@ -442,6 +494,10 @@ impl Conn {
                 ));
             }
             st.user_closed = true;
+            // A write waiting for the driver's queue fails now, with AlreadyClosed.
+            if let Some(w) = st.writer.take() {
+                w.wake();
+            }
             if st.peer_close.is_some() && !st.failed {
                 // The peer closed first and the browser answered it: the handshake is done.
                 Some(Ok(()))
@@ -571,6 +627,8 @@ impl WriteGuard<'_> {
                         "the browser sends whole messages only",
                     )));
                 }
+                // As in `write`: not before an earlier write's message has left the driver.
+                std::task::ready!(self.conn.shared.poll_driver_idle(cx))?;
                 let msg = match ty {
                     MessageType::Binary => Message::Binary(Bytes::copy_from_slice(payload)),
                     MessageType::Text => match std::str::from_utf8(payload) {

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -265,7 +264,10 @@ struct Driver<'a> {
     socket: Socket,
     shared: &'a Shared,
     tx: mpsc::UnboundedSender<Event>,
-    /// Messages waiting for `bufferedAmount` to fall, with their writers' replies.
+    /// Messages waiting for `bufferedAmount` to fall, with their writers' replies. They all
+    /// come from one write call (or batch, or `Writer`): a write hands a message over only
+    /// once this is empty (`Shared::poll_driver_idle`), and each message taken out of it
+    /// (sent or failed) goes through `Shared::send_settled`, which wakes that write.
     outbound: VecDeque<(Message, oneshot::Sender<Result<()>>)>,
     drain_timer: Option<Timer>,
     close_timer: Option<Timer>,
@@ -329,7 +331,7 @@ impl Driver<'_> {
         match cmd {
             Command::Send { msg, done } => {
                 if self.closing {
-                    self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
+                    self.shared.send_settled();
                     let _ = done.send(Err(self.shared.write_error()));
                 } else {
                     self.outbound.push_back((msg, done));
@@ -395,15 +397,17 @@ impl Driver<'_> {
             let Some((msg, done)) = self.outbound.pop_front() else {
                 return;
             };
-            self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
-            let _ = done.send(send_on(&self.socket.ws, &msg));
+            // Sent before the count drops, so a writer it wakes cannot overtake it.
+            let sent = send_on(&self.socket.ws, &msg);
+            self.shared.send_settled();
+            let _ = done.send(sent);
         }
     }
 
     /// Fails every write still waiting for the socket.
     fn fail_outbound(&mut self) {
         for (_, done) in self.outbound.drain(..) {
-            self.shared.queued_sends.fetch_sub(1, Ordering::Relaxed);
+            self.shared.send_settled();
             let _ = done.send(Err(self.shared.write_error()));
         }
         self.drain_timer = None;

@@ -1,4 +1,4 @@
-//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (writer buffering, read limit after the full read, close-code mapping, backpressure, inbound bound, dial drop and timeout, memory over many connections, `Send`).
+//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
 #![cfg(target_arch = "wasm32")]
 #![allow(unreachable_pub, missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -345,6 +345,136 @@ async fn a_queued_write_is_not_overtaken_by_a_later_direct_one() {
     conn.close(StatusCode::NORMAL_CLOSURE, "")
         .await
         .expect("close");
+}
+
+/// Issue 11: a timeout loop around `write` against a peer that stopped reading used to hand
+/// every attempt's message to the driver, which kept them all (and sent them all later), so
+/// memory grew with the number of attempts. Now a write first waits until the driver holds no
+/// earlier message, and an attempt dropped during that wait sends nothing: the driver holds at
+/// most one cancelled write. Here the peer is muted behind 15 MiB that the browser cannot pass
+/// on (more than the kernel and Chromium buffer), so `bufferedAmount` stays above the 1 MiB
+/// mark; 40 writes of 1 MiB are each raced against a 10 ms timer and dropped. Once the peer
+/// reads again, only the completed writes and the one cancelled write that reached the driver
+/// come back, in order (without the bound: all 40).
+#[wasm_bindgen_test]
+async fn cancelled_writes_do_not_grow_the_outbound_queue() {
+    const ATTEMPTS: u32 = 40;
+    const SIZE: usize = 1 << 20;
+    const STALL: usize = 15 << 20;
+    let conn = open_with(DialOptions::new().read_limit(16 << 20)).await;
+    // Long enough for the loop below many times over; the sentinel write waits it out.
+    conn.write("!mute 3000").await.expect("mute");
+    conn.write(vec![0u8; STALL]).await.expect("stall write");
+    let mut completed = Vec::new();
+    for i in 0..ATTEMPTS {
+        // A distinct buffer per attempt: queued messages cannot share one allocation.
+        let mut msg = vec![1u8; SIZE];
+        msg[..4].copy_from_slice(&i.to_be_bytes());
+        let write = std::pin::pin!(conn.write(msg));
+        let timer = std::pin::pin!(sleep(10));
+        if let futures_util::future::Either::Left((r, _)) =
+            futures_util::future::select(write, timer).await
+        {
+            r.expect("write");
+            completed.push(i);
+        }
+    }
+    conn.write("done").await.expect("sentinel write");
+    assert_eq!(conn.read().await.expect("stall echo").len(), STALL);
+    let mut echoed = Vec::new();
+    loop {
+        let msg = conn.read().await.expect("read echo");
+        if msg == Message::text("done") {
+            break;
+        }
+        assert_eq!(msg.len(), SIZE);
+        let head: [u8; 4] = msg.as_bytes()[..4].try_into().expect("4 bytes");
+        echoed.push(u32::from_be_bytes(head));
+    }
+    log(&format!(
+        "cancelled writes: {ATTEMPTS} attempts, {} completed, {} echoed",
+        completed.len(),
+        echoed.len()
+    ));
+    assert!(
+        echoed.windows(2).all(|w| w[0] < w[1]),
+        "echoes out of order: {echoed:?}"
+    );
+    assert!(
+        completed.iter().all(|i| echoed.contains(i)),
+        "a completed write was lost: completed {completed:?}, echoed {echoed:?}"
+    );
+    assert!(
+        echoed.len() <= completed.len() + 1,
+        "{} of {ATTEMPTS} cancelled writes were kept and sent (bound: 1): {echoed:?}",
+        echoed.len() - completed.len()
+    );
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// Polls a write once and drops it: `true` if it was still pending (cancelled).
+fn poll_once_and_drop(conn: &Conn, msg: &'static str) -> bool {
+    let mut write = Box::pin(conn.write(msg));
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    write.as_mut().poll(&mut cx).is_pending()
+}
+
+/// What becomes of a cancelled write in the browser, exactly: one whose message reached the
+/// driver still goes out, in order; one cancelled while it waited for an earlier message still
+/// in the driver sends nothing (that wait is what bounds the driver's queue).
+#[wasm_bindgen_test]
+async fn a_write_cancelled_behind_a_queued_one_sends_nothing() {
+    const SIZE: usize = 4 << 20;
+    // Mark 0: a write waits unless the browser's buffer is empty.
+    let conn = open_with(
+        DialOptions::new()
+            .read_limit(8 << 20)
+            .write_high_water_mark(0),
+    )
+    .await;
+    // Sent directly; the buffer holds it for a while.
+    conn.write(common::pattern(SIZE))
+        .await
+        .expect("first write");
+    // Queued in the driver (the buffer is not empty), then dropped: still goes out.
+    assert!(
+        poll_once_and_drop(&conn, "second"),
+        "second write completed"
+    );
+    // Waits behind "second" (the driver has not run since), then dropped: sends nothing.
+    assert!(poll_once_and_drop(&conn, "third"), "third write completed");
+    conn.write("fourth").await.expect("fourth write");
+    assert_eq!(conn.read().await.expect("echo 1").len(), SIZE);
+    assert_eq!(conn.read().await.expect("echo 2"), Message::text("second"));
+    assert_eq!(conn.read().await.expect("echo 3"), Message::text("fourth"));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// A write waiting behind a cancelled one fails as soon as the connection is closed, with
+/// AlreadyClosed, instead of waiting for the browser's buffer.
+#[wasm_bindgen_test]
+async fn a_write_waiting_behind_a_queued_one_fails_on_close_now() {
+    let conn = open_with(
+        DialOptions::new()
+            .read_limit(8 << 20)
+            .write_high_water_mark(0),
+    )
+    .await;
+    conn.write(common::pattern(4 << 20))
+        .await
+        .expect("first write");
+    assert!(
+        poll_once_and_drop(&conn, "queued"),
+        "queued write completed"
+    );
+    let (waiting, ()) = futures_util::join!(conn.write("waiting"), async { conn.close_now() });
+    let err = waiting.expect_err("the connection was closed");
+    assert_eq!(err.kind(), ErrorKind::AlreadyClosed, "{err:?}");
 }
 
 /// The browser cannot pause a socket: unread messages beyond the inbound bound
