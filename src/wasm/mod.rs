@@ -37,8 +37,20 @@
 //!   done in one poll. Otherwise it sends a command with a `oneshot` reply; the driver hands
 //!   the message to `WebSocket.send` once `bufferedAmount` is at or below the high-water mark
 //!   (re-checked every `DRAIN_POLL` by `setTimeout`, since the browser has no drain event) and
-//!   replies. A dropped `write` leaves its message queued whole in the driver, which still
-//!   sends it; later writes queue behind it until it is out.
+//!   replies.
+//! - **The outgoing bound**: a write hands a message to the driver only when the driver holds
+//!   no earlier one; until then it waits (woken when the driver's queue empties, and at once
+//!   with the error if the connection closes or fails). `write_batch` and a `Writer`'s finish
+//!   wait the same way. So the driver holds the messages of at most one write call, and the
+//!   memory held for outgoing messages is at most the browser's buffer (`bufferedAmount`: the
+//!   high-water mark plus one message, since nothing is handed to the browser above the mark)
+//!   plus that one write's message (or batch) in the driver. A timeout loop around `write`
+//!   against a stalled peer therefore cannot grow memory.
+//! - **Cancelled writes**: a write whose future is dropped after its message was handed over
+//!   (to the browser, or queued in the driver) still sends it, whole and in order, ahead of
+//!   any later write. A write dropped before that (waiting for the write lock, or for an
+//!   earlier cancelled write's message to leave the driver) sends nothing. Tests in
+//!   `tests/wasm` pin both cases and the bound.
 //! - **Closing**: `close` sends a command; the driver calls `close(code, reason)` (codes the
 //!   browser refuses are mapped to 1000 beforehand, so it never throws; an exception would be
 //!   ignored anyway) and waits for the `close` event, bounded by the close timeout.
