@@ -197,10 +197,12 @@ impl Conn {
     ///
     /// Messages never interleave or tear: if the future is dropped, the message was either
     /// not queued at all or queued whole (and is then still sent, in order). Other writers
-    /// are not affected. A write first waits until the bytes already queued are at or below
-    /// [`DialOptions::write_high_water_mark`](crate::DialOptions::write_high_water_mark)
-    /// (default 1 MiB), so a loop of cancelled writes against a peer that stopped reading
-    /// holds at most that much plus one message.
+    /// are not affected. A write waits for room before it queues (natively until the bytes
+    /// already queued are at or below
+    /// [`DialOptions::write_high_water_mark`](crate::DialOptions::write_high_water_mark),
+    /// default 1 MiB; in the browser until an earlier cancelled write's message has left
+    /// isosock's queue), and a write dropped while it waits sends nothing, so a loop of
+    /// cancelled writes against a peer that stopped reading holds a bounded amount of memory.
     ///
     /// # Platform notes
     ///

@@ -85,15 +85,17 @@
 //!   back. The browser cannot pause a socket: it queues messages in memory, up to 16 MiB or
 //!   four times the read limit, whichever is larger; beyond that the connection is closed
 //!   with 1000 "reader too slow" and the next read fails with [`ErrorKind::MessageTooBig`].
-//! - **Write backpressure and cancelled writes**: on both, a write queues its message only
-//!   while the bytes waiting to be sent are at or below
-//!   [`DialOptions::write_high_water_mark`] (default 1 MiB), so cancelled writes cannot grow
-//!   memory past the mark plus one message. Natively a `write` completes once the socket took
-//!   the message, and a message left queued by a cancelled write is sent, in order, by the
-//!   next write, ping, pong or close on that connection: nothing writes in the background.
-//!   In the browser the mark applies to the socket's `bufferedAmount` (re-checked every 5 ms,
-//!   the browser has no drain event), and a message left queued by a cancelled write is
-//!   handed to the socket by the connection's driver, in order, as soon as the buffer allows.
+//! - **Write backpressure and cancelled writes**: on both, memory for outgoing messages is
+//!   bounded by [`DialOptions::write_high_water_mark`] (default 1 MiB) plus one message,
+//!   however often writes are cancelled. Natively a write queues its message only while the
+//!   connection's queue holds at most the mark, and completes once the socket took it; a
+//!   message left queued by a cancelled write is sent, whole and in order, by the next write,
+//!   ping, pong or close on that connection: nothing writes in the background. In the browser
+//!   a message goes to `WebSocket.send` only while `bufferedAmount` is at or below the mark
+//!   (re-checked every 5 ms, the browser has no drain event); a write hands its message to
+//!   isosock's queue only once that queue is empty, and a message left there by a cancelled
+//!   write is sent by the connection's driver, whole and in order, as soon as the buffer
+//!   allows. A write cancelled before its message was queued sends nothing, on both.
 //! - **Handshake failures**: natively a refused upgrade is [`ErrorKind::Handshake`] with the
 //!   HTTP status and body; the browser reveals nothing (its `error` event carries no detail),
 //!   so every failure before open is [`ErrorKind::Connect`], with the close code that
