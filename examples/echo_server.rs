@@ -6,11 +6,14 @@
 //!
 //! Every message is echoed back with its type, except these text commands:
 //! - `!close <code> <reason...>`: the server closes with that code and reason;
-//! - `!big <n>`: the server sends one binary message of `n` bytes (0xAB);
+//! - `!big <n>`: the server sends one binary message of `n` bytes (0xAB), at most 1 MiB
+//!   (`BIG_MAX`; larger `n` get 1 MiB). Every reply is a slice of one shared buffer, so a
+//!   client that asks and then stops reading pins no memory of its own;
 //! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`);
 //! - `!url`: the server answers with the path and query the client connected to;
 //! - `!count`: the server answers with how many connections it accepted for the same `id=`
-//!   query parameter (for counting reconnect attempts);
+//!   query parameter (for counting reconnect attempts). It remembers the 1024 (`MAX_IDS`)
+//!   most recently connected ids; an id forgotten since starts again at 1;
 //! - `!drop`: the server drops the connection without a close frame (an abnormal closure);
 //! - `!mute <ms>`: the server stops reading (and so answering pings and echoing) for `ms`
 //!   milliseconds, at most 60 s, like a peer behind a dead path.
@@ -21,7 +24,11 @@
 //! protocol through the byte stream this way.
 //!
 //! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
-//! allows any origin (it holds no secrets; pages of any port may connect).
+//! allows any origin (it holds no secrets; pages of any port may connect). A connection that
+//! does not finish its handshake within 10 s is closed. When accepting fails for lack of file
+//! descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the server waits
+//! (10 ms, doubling up to 1 s) and keeps serving; a connection that failed before it was
+//! accepted is skipped.
 
 // Native only: `cargo test --target wasm32-unknown-unknown` builds the examples too.
 #[cfg(target_arch = "wasm32")]
@@ -40,16 +47,24 @@ pub use native::*;
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)] // the native tests include this file as a module and use parts of it
 mod native {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Duration;
 
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use bytes::Bytes;
 
     use isosock::{
         accept, AcceptOptions, ByteStream, Conn, ErrorKind, Message, MessageType, StatusCode,
         Upgrade,
     };
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Largest reply to `!big`, in bytes.
+    pub const BIG_MAX: usize = 1 << 20;
+    /// How many `id=` values `!count` remembers; beyond it the least recently connected one is
+    /// forgotten.
+    pub const MAX_IDS: usize = 1024;
 
     /// The example's entry point.
     #[tokio::main]
@@ -60,7 +75,7 @@ mod native {
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("listening on ws://{}", listener.local_addr()?);
-        serve(listener).await?;
+        serve(listener).await;
         Ok(())
     }
 
@@ -74,10 +89,10 @@ mod native {
     }
 
     /// Accepts connections on `listener` forever, echoing on each.
-    pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
-        let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    pub async fn serve(listener: TcpListener) {
+        let counts: Arc<Mutex<Counts>> = Arc::default();
         loop {
-            let (tcp, peer) = listener.accept().await?;
+            let (tcp, peer) = accept_next(&listener).await;
             let counts = counts.clone();
             tokio::spawn(async move {
                 // A hook per connection, to learn the URL it asked for.
@@ -96,12 +111,7 @@ mod native {
                     Ok(conn) => {
                         let url = url.lock().map(|u| u.clone()).unwrap_or_default();
                         let id = id_of(&url);
-                        let count = {
-                            let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
-                            let n = counts.entry(id).or_insert(0);
-                            *n += 1;
-                            *n
-                        };
+                        let count = counts.lock().unwrap_or_else(|e| e.into_inner()).add(id);
                         if url.starts_with("/http") {
                             if let Err(e) = serve_http(conn).await {
                                 eprintln!("{peer}: http over websocket: {e}");
@@ -117,6 +127,69 @@ mod native {
                 }
             });
         }
+    }
+
+    /// Waits for the next connection on `listener`. A connection that failed before it was
+    /// accepted is skipped; any other error (out of file descriptors or memory) is waited out,
+    /// 10 ms doubling up to 1 s, so that the server neither exits nor spins a core at its limit.
+    async fn accept_next(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+        use std::io::ErrorKind::{
+            ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted,
+        };
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match listener.accept().await {
+                Ok(accepted) => return accepted,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+                    ) => {}
+                Err(e) => {
+                    eprintln!("accept: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Connections accepted per `id=`, for `!count`: at most [`MAX_IDS`] ids.
+    #[derive(Debug, Default)]
+    struct Counts {
+        /// Per id: the connections accepted, and when the last one was (in `add` calls).
+        ids: HashMap<String, (u64, u64)>,
+        clock: u64,
+    }
+
+    impl Counts {
+        /// Counts a connection for `id`; returns its count so far. Forgets the least recently
+        /// connected id when a new one would exceed [`MAX_IDS`].
+        fn add(&mut self, id: String) -> u64 {
+            self.clock += 1;
+            if !self.ids.contains_key(&id) && self.ids.len() >= MAX_IDS {
+                let oldest = self.ids.iter().min_by_key(|(_, (_, at))| *at);
+                if let Some(oldest) = oldest.map(|(k, _)| k.clone()) {
+                    self.ids.remove(&oldest);
+                }
+            }
+            let (n, at) = self.ids.entry(id).or_insert((0, 0));
+            *n += 1;
+            *at = self.clock;
+            *n
+        }
+
+        fn get(&self, id: &str) -> Option<u64> {
+            self.ids.get(id).map(|(n, _)| *n)
+        }
+    }
+
+    /// The `n` bytes of 0xAB that `!big n` answers, at most [`BIG_MAX`]: a slice of one
+    /// buffer allocated on first use and shared by every reply.
+    fn big(n: usize) -> Bytes {
+        static BIG: OnceLock<Bytes> = OnceLock::new();
+        BIG.get_or_init(|| Bytes::from(vec![0xAB; BIG_MAX]))
+            .slice(..n.min(BIG_MAX))
     }
 
     /// Serves HTTP/1.1 with hyper over `conn` as a byte stream, until the client is done.
@@ -171,7 +244,7 @@ mod native {
     async fn echo_session(
         conn: &Conn,
         session: &Session,
-        counts: &Mutex<HashMap<String, u64>>,
+        counts: &Mutex<Counts>,
     ) -> isosock::Result<()> {
         loop {
             let msg = match conn.read().await {
@@ -190,8 +263,8 @@ mod native {
                             .await;
                     }
                     (Some("big"), Some(n), _) => {
-                        let n = n.parse::<usize>().unwrap_or(0).min(64 << 20);
-                        conn.write(Message::binary(vec![0xAB; n])).await?;
+                        let n = n.parse::<usize>().unwrap_or(0);
+                        conn.write(Message::binary(big(n))).await?;
                         continue;
                     }
                     (Some("subprotocol"), _, _) => {
@@ -207,7 +280,7 @@ mod native {
                         let id = id_of(&session.url);
                         let n = counts
                             .lock()
-                            .map(|c| c.get(&id).copied().unwrap_or(session.count))
+                            .map(|c| c.get(&id).unwrap_or(session.count))
                             .unwrap_or(session.count);
                         conn.write(n.to_string()).await?;
                         continue;
