@@ -14,6 +14,23 @@
 //! 10 messages in a burst or 5 per second sustained closes it with 1008; a client whose 256
 //! pending outgoing messages are not drained is closed at once instead of buffered without
 //! bound; Ctrl-C closes every connection with 1001 (going away).
+//!
+//! Slow and idle clients, each settable by an environment variable (in milliseconds, or a
+//! count; unset or unreadable means the default):
+//! - `CHAT_HEAD_TIMEOUT_MS` (default 10000): an HTTP connection that has not sent a whole
+//!   request head this long after connecting, or after its previous response, is closed;
+//! - `CHAT_HELLO_TIMEOUT_MS` (default 10000): a WebSocket client that has not sent its hello
+//!   this long after the upgrade is closed with 1008;
+//! - `CHAT_IDLE_TIMEOUT_MS` (default 60000): a WebSocket client from which nothing arrives
+//!   for about this long (no message and no pong: the server pings it every half of this) is
+//!   dropped as gone;
+//! - `CHAT_MAX_CONNECTIONS` (default 1000): at most this many connections (HTTP and
+//!   WebSocket together) at once; one more is answered `503 Service Unavailable` and closed.
+//!   Keep it below the open-file limit (`ulimit -n`).
+//!
+//! When accepting fails for lack of file descriptors or memory (`EMFILE`, `ENFILE`,
+//! `ENOBUFS`, `ENOMEM`), the server waits (10 ms, doubling up to 1 s) and keeps serving; a
+//! connection that failed before it was accepted is skipped.
 
 // Native only: `cargo test --target wasm32-unknown-unknown` builds the examples too.
 #[cfg(target_arch = "wasm32")]
@@ -34,6 +51,7 @@ pub use native::*;
 mod native {
     use std::collections::HashMap;
     use std::convert::Infallible;
+    use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
@@ -44,11 +62,11 @@ mod native {
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper::{Request, Response, StatusCode as HttpStatus};
-    use hyper_util::rt::TokioIo;
-    use isosock::{accept_http, AcceptOptions, Conn, Message, StatusCode};
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use isosock::{accept_http, AcceptOptions, Conn, Heartbeat, Message, StatusCode};
     use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
-    use tokio::net::TcpListener;
-    use tokio::sync::mpsc;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
     /// Largest chat message accepted, in bytes.
     const READ_LIMIT: usize = protocol::MAX_MESSAGE_BYTES;
@@ -58,12 +76,68 @@ mod native {
     const BURST: f64 = protocol::RATE_BURST;
     const PER_SECOND: f64 = protocol::RATE_PER_SECOND;
 
-    #[derive(Default)]
-    struct Room {
+    /// The answer to a connection beyond [`Limits::max_connections`].
+    const BUSY: &[u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+    /// How long clients may take and how many may connect; see the top of this file.
+    #[derive(Debug, Clone)]
+    pub struct Limits {
+        /// Time for a whole HTTP request head, from connecting or from the previous response.
+        pub head_timeout: Duration,
+        /// Time for a WebSocket client's hello, from the upgrade.
+        pub hello_timeout: Duration,
+        /// Time after which a WebSocket client that sends nothing (no pong either) is dropped.
+        pub idle_timeout: Duration,
+        /// Connections at once, HTTP and WebSocket together.
+        pub max_connections: usize,
+    }
+
+    impl Default for Limits {
+        fn default() -> Self {
+            Limits {
+                head_timeout: Duration::from_secs(10),
+                hello_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1000,
+            }
+        }
+    }
+
+    impl Limits {
+        /// The defaults, overridden by the `CHAT_*` environment variables that are set.
+        pub fn from_env() -> Self {
+            fn var(name: &str) -> Option<u64> {
+                let v = std::env::var(name).ok()?;
+                match v.parse() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        eprintln!("ignoring {name}={v:?}: not a number above 0");
+                        None
+                    }
+                }
+            }
+            let ms = |name, default| var(name).map_or(default, Duration::from_millis);
+            let d = Limits::default();
+            Limits {
+                head_timeout: ms("CHAT_HEAD_TIMEOUT_MS", d.head_timeout),
+                hello_timeout: ms("CHAT_HELLO_TIMEOUT_MS", d.hello_timeout),
+                idle_timeout: ms("CHAT_IDLE_TIMEOUT_MS", d.idle_timeout),
+                max_connections: var("CHAT_MAX_CONNECTIONS")
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(d.max_connections),
+            }
+        }
+    }
+
+    /// Everyone in the chat.
+    #[derive(Debug, Default)]
+    pub struct Room {
         next_id: AtomicU64,
         clients: Mutex<HashMap<u64, Client>>,
     }
 
+    #[derive(Debug)]
     struct Client {
         tx: mpsc::Sender<Arc<str>>,
         conn: Arc<Conn>,
@@ -117,31 +191,12 @@ mod native {
         if !www.join("index.html").exists() {
             return Err(format!("{} has no index.html", www.display()).into());
         }
+        let limits = Limits::from_env();
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("chat server on http://{}/", listener.local_addr()?);
         let room = Arc::new(Room::default());
-        let www = Arc::new(www);
-
-        let serve = {
-            let room = room.clone();
-            async move {
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let (room, www) = (room.clone(), www.clone());
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| handle(req, room.clone(), www.clone()));
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(tcp), service)
-                            .with_upgrades()
-                            .await;
-                    });
-                }
-            }
-        };
         tokio::select! {
-            _ = serve => {}
+            _ = serve(listener, www, limits, room.clone()) => {}
             _ = tokio::signal::ctrl_c() => {
                 let conns: Vec<_> = room.clients().values().map(|c| c.conn.clone()).collect();
                 println!("shutting down: closing {} connections with 1001", conns.len());
@@ -152,10 +207,73 @@ mod native {
         Ok(())
     }
 
+    /// Serves `www` and the chat room on `listener` forever, within `limits`.
+    pub async fn serve(listener: TcpListener, www: PathBuf, limits: Limits, room: Arc<Room>) {
+        let www = Arc::new(www);
+        let limits = Arc::new(limits);
+        let slots = Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
+        loop {
+            let (tcp, peer) = accept_next(&listener).await;
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // A fresh socket's send buffer is empty: this write does not wait, or fails.
+                let _ = tcp.try_write(BUSY);
+                eprintln!(
+                    "{peer}: over {} connections; refused",
+                    limits.max_connections
+                );
+                continue;
+            };
+            // Held by the HTTP connection and, after an upgrade, by its chat session.
+            let slot = Arc::new(slot);
+            let (room, www, limits) = (room.clone(), www.clone(), limits.clone());
+            tokio::spawn(async move {
+                let head_timeout = limits.head_timeout;
+                let service = service_fn(move |req| {
+                    handle(req, room.clone(), www.clone(), limits.clone(), slot.clone())
+                });
+                let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(head_timeout)
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    }
+
+    /// Waits for the next connection on `listener`. A connection that failed before it was
+    /// accepted is skipped; any other error (out of file descriptors or memory) is waited out,
+    /// 10 ms doubling up to 1 s, so that the server neither exits nor spins a core at its limit.
+    async fn accept_next(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+        use std::io::ErrorKind::{
+            ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted,
+        };
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match listener.accept().await {
+                Ok(accepted) => return accepted,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+                    ) => {}
+                Err(e) => {
+                    eprintln!("accept: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
     async fn handle(
         mut req: Request<Incoming>,
         room: Arc<Room>,
         www: Arc<PathBuf>,
+        limits: Arc<Limits>,
+        slot: Arc<OwnedSemaphorePermit>,
     ) -> Result<Response<Full<Bytes>>, Infallible> {
         if req.uri().path() == protocol::WS_PATH {
             // Pages are served from this same origin, so the default same-origin check applies.
@@ -164,8 +282,9 @@ mod native {
                 Ok((resp, upgrading)) => {
                     tokio::spawn(async move {
                         if let Ok(conn) = upgrading.await {
-                            session(Arc::new(conn), room).await;
+                            session(Arc::new(conn), room, &limits).await;
                         }
+                        drop(slot);
                     });
                     resp
                 }
@@ -217,10 +336,10 @@ mod native {
     }
 
     /// One chat client, from its hello to its close.
-    async fn session(conn: Arc<Conn>, room: Arc<Room>) {
-        // The first message must be the hello with a nickname.
-        let nick = match conn.read().await {
-            Ok(Message::Text(t)) => match serde_json::from_str(&t) {
+    async fn session(conn: Arc<Conn>, room: Arc<Room>, limits: &Limits) {
+        // The first message must be the hello with a nickname, in time.
+        let nick = match tokio::time::timeout(limits.hello_timeout, conn.read()).await {
+            Ok(Ok(Message::Text(t))) => match serde_json::from_str(&t) {
                 Ok(ClientMsg::Hello { nick }) => protocol::clean_nick(&nick),
                 _ => None,
             },
@@ -235,6 +354,11 @@ mod native {
                 .await;
             return;
         };
+        // From now on a client that goes silent, not even answering pings, is dropped.
+        let half = limits.idle_timeout / 2;
+        if let Err(e) = Heartbeat::ping(half, half).start(&conn) {
+            eprintln!("no idle timeout for {nick}: {e}");
+        }
         let id = room.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::channel::<Arc<str>>(QUEUE);
         room.clients().insert(
