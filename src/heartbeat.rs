@@ -2,9 +2,14 @@
 //! a suspended laptop, a dead server) and fail the connection with a clear error instead of
 //! waiting forever.
 
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Poll, Waker};
 use std::time::Duration;
+
+use futures_util::future::{select, Either};
 
 use crate::backend::rt;
 use crate::conn::Conn;
@@ -38,6 +43,12 @@ enum Probe {
 /// loop running (natively; the browser receives regardless). Any received frame counts as a
 /// sign of life, so a busy connection never trips the heartbeat.
 ///
+/// Both constructors take any `Duration`; [`start`](Heartbeat::start) refuses a zero
+/// interval or timeout with [`ErrorKind::InvalidArgument`]. Timers have a resolution of 1 ms
+/// on both targets, so values below it act as 1 ms. `Duration::MAX` is allowed: as an
+/// interval it means no probe is ever sent, as a timeout that the heartbeat sends one probe
+/// and never fails the connection (natively tokio caps a timer at about 30 years).
+///
 /// # Examples
 ///
 /// ```no_run
@@ -68,7 +79,7 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Pings the peer every `interval` and fails the connection if nothing arrives within
-    /// `timeout` of a ping.
+    /// `timeout` of a ping. Zero for either is refused by [`start`](Heartbeat::start).
     ///
     /// # Platform notes
     ///
@@ -84,7 +95,8 @@ impl Heartbeat {
     }
 
     /// Sends `probe` every `interval` and fails the connection if no message arrives within
-    /// `timeout` of it. The peer must answer the probe (with anything).
+    /// `timeout` of it. The peer must answer the probe (with anything). Zero for either is
+    /// refused by [`start`](Heartbeat::start); an empty probe is a valid message.
     pub fn message(interval: Duration, timeout: Duration, probe: impl Into<Message>) -> Self {
         Heartbeat {
             interval,
@@ -95,21 +107,17 @@ impl Heartbeat {
 
     /// Starts the heartbeat on `conn` in the background (a tokio task natively, a task on the
     /// page's event loop in the browser). It stops by itself when the connection closes or
-    /// every `Arc` to it is dropped (it keeps only a weak reference), or through the returned
-    /// handle.
+    /// every `Arc` to it is dropped (it keeps only a weak reference), noticed at its next
+    /// wake-up (after at most `interval`, or `timeout` after a probe), or at once through the
+    /// returned handle.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidArgument`] if `interval` or `timeout` is zero, or natively when
     /// called outside a tokio runtime.
     pub fn start(self, conn: &Arc<Conn>) -> Result<HeartbeatHandle> {
-        if self.interval.is_zero() || self.timeout.is_zero() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "heartbeat interval and timeout must be above zero",
-            ));
-        }
-        let stopped = Arc::new(AtomicBool::new(false));
+        self.check()?;
+        let stopped = Arc::new(Stop::default());
         let task = run(self, Arc::downgrade(conn), stopped.clone());
         if !rt::spawn(task) {
             return Err(Error::new(
@@ -119,25 +127,77 @@ impl Heartbeat {
         }
         Ok(HeartbeatHandle { stopped })
     }
+
+    /// Refuses what [`Heartbeat::start`] refuses, for callers that start it later (the
+    /// reconnecting client, on every connection).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.interval.is_zero() || self.timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "heartbeat interval and timeout must be above zero (got {:?} and {:?})",
+                    self.interval, self.timeout
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Controls a started [`Heartbeat`]. Dropping it leaves the heartbeat running.
 #[derive(Debug, Clone)]
 pub struct HeartbeatHandle {
-    stopped: Arc<AtomicBool>,
+    stopped: Arc<Stop>,
 }
 
 impl HeartbeatHandle {
-    /// Stops the heartbeat (at its next wake-up); the connection is not touched.
+    /// Stops the heartbeat at once (its task ends, however long its interval); the connection
+    /// is not touched.
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
+        self.stopped.stop();
     }
 }
 
-async fn run(hb: Heartbeat, conn: Weak<Conn>, stopped: Arc<AtomicBool>) {
+/// The stop flag of a heartbeat, with the waker of its task (the only waiter).
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Sleeps for `d`; `false` if the heartbeat was stopped first (or meanwhile).
+    async fn sleep(&self, d: Duration) -> bool {
+        let stopped = poll_fn(|cx| {
+            let mut waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if self.is_stopped() {
+                return Poll::Ready(());
+            }
+            *waker = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        match select(pin!(rt::sleep(d)), pin!(stopped)).await {
+            Either::Left(_) => !self.is_stopped(),
+            Either::Right(_) => false,
+        }
+    }
+}
+
+async fn run(hb: Heartbeat, conn: Weak<Conn>, stopped: Arc<Stop>) {
     loop {
-        rt::sleep(hb.interval).await;
-        if stopped.load(Ordering::Relaxed) {
+        if !stopped.sleep(hb.interval).await {
             return;
         }
         let seen = match conn.upgrade() {
@@ -156,8 +216,7 @@ async fn run(hb: Heartbeat, conn: Weak<Conn>, stopped: Arc<AtomicBool>) {
             }
             _ => return,
         };
-        rt::sleep(hb.timeout).await;
-        if stopped.load(Ordering::Relaxed) {
+        if !stopped.sleep(hb.timeout).await {
             return;
         }
         let Some(c) = conn.upgrade() else { return };
