@@ -24,7 +24,7 @@ use crate::close::StatusCode;
 use crate::conn::Conn;
 use crate::dial::{dial, DialOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Heartbeat, HeartbeatHandle};
 use crate::message::Message;
 use crate::task::{MaybeSend, TaskFn, TaskFuture, TaskPredicate};
 
@@ -44,6 +44,12 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 pub const DEFAULT_STABLE_AFTER: Duration = Duration::from_secs(10);
 /// The default number of received messages read ahead of [`Reconnecting::read`]: 16.
 pub const DEFAULT_READ_AHEAD: usize = 16;
+/// The most received messages [`ReconnectOptions::read_ahead`] lets wait: 65,536.
+pub const MAX_READ_AHEAD: usize = 1 << 16;
+/// The shortest first retry delay (before jitter) [`ReconnectOptions::backoff`] sets: 1 ms. A
+/// zero delay would stay zero however often it doubled: a busy loop of dials against a server
+/// that is down.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 
 /// Options for [`Reconnecting::start`].
 ///
@@ -51,6 +57,11 @@ pub const DEFAULT_READ_AHEAD: usize = 16;
 /// equal jitter (each delay is random between half and all of its step), backoff reset after
 /// a connection stayed up 10 s, retry forever, no close code final, no offline queue, 16
 /// messages read ahead.
+///
+/// Every setter takes any value of its type: each says what its edge values mean (zero, the
+/// type's maximum). The few combinations that cannot work (a zero connect timeout, a
+/// heartbeat with a zero interval or timeout) make [`Reconnecting::start`] fail with
+/// [`ErrorKind::InvalidArgument`].
 ///
 /// # Examples
 ///
@@ -141,6 +152,10 @@ impl ReconnectOptions {
     }
 
     /// Sets the time limit for one attempt (provider call, dial and handshake). Default: 10 s.
+    ///
+    /// `Duration::ZERO` could never connect: [`Reconnecting::start`] refuses it with
+    /// [`ErrorKind::InvalidArgument`]. `Duration::MAX` means no limit (natively tokio caps a
+    /// timer at about 30 years). Timers have a resolution of 1 ms.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -149,14 +164,23 @@ impl ReconnectOptions {
     /// Sets the retry delays: the first is `initial`, each next one doubles, up to `max`.
     /// Each delay is jittered to a random value between half and all of it, so many clients
     /// dropped at once do not come back at once. Default: 500 ms to 30 s.
+    ///
+    /// An `initial` below 1 ms ([`MIN_RETRY_DELAY`], `Duration::ZERO` included) means 1 ms: a
+    /// zero delay would never grow, and the client would dial a server that is down in a busy
+    /// loop. A `max` below `initial` means `initial`: every delay is then `initial` (jittered).
+    /// `Duration::MAX` for either is allowed; a delay that long means the client waits for
+    /// good (natively tokio caps a timer at about 30 years), until [`Reconnecting::close`].
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_delay = initial;
-        self.max_delay = max.max(initial);
+        self.initial_delay = initial.max(MIN_RETRY_DELAY);
+        self.max_delay = max.max(self.initial_delay);
         self
     }
 
     /// Sets how long a connection must stay up for the backoff to start over at its first
     /// delay; connections that drop sooner keep growing the delay. Default: 10 s.
+    ///
+    /// `Duration::ZERO` counts every connection that opened as stable; `Duration::MAX` none,
+    /// so the delay only grows (up to the backoff's `max`) until the client stops.
     pub fn stable_after(mut self, uptime: Duration) -> Self {
         self.stable_after = uptime;
         self
@@ -179,6 +203,9 @@ impl ReconnectOptions {
 
     /// Gives up after `attempts` failed attempts in a row (attempts that open a connection
     /// that then stays up start the count over). Default: never give up.
+    ///
+    /// `0` means 1: the client gives up after its first failed attempt. `u32::MAX` gives up
+    /// after that many, which is as good as never.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts.max(1));
         self
@@ -186,6 +213,9 @@ impl ReconnectOptions {
 
     /// Queues up to `max_messages` writes while offline and sends them, in order, as soon as
     /// a connection opens, before any later write. Default: 0, writes fail while offline.
+    ///
+    /// Nothing is allocated ahead: the queue grows with the messages actually queued, so
+    /// `usize::MAX` means no limit but memory.
     ///
     /// Off by default because some protocols break when stale messages are replayed after a
     /// reconnect (share/sharedb#608): turn it on only when yours tolerates that.
@@ -196,13 +226,19 @@ impl ReconnectOptions {
 
     /// Sets how many received messages may wait for [`Reconnecting::read`]; beyond that the
     /// client stops reading the connection until the application catches up. Default: 16.
+    ///
+    /// `0` means 1; values above 65,536 ([`MAX_READ_AHEAD`]), `usize::MAX` included, mean
+    /// 65,536. Each waiting message can be as large as the read limit.
     pub fn read_ahead(mut self, messages: usize) -> Self {
-        self.read_ahead = messages.max(1);
+        self.read_ahead = messages.clamp(1, MAX_READ_AHEAD);
         self
     }
 
     /// Runs `heartbeat` on every connection, so a silent, half-open connection is noticed
     /// and replaced.
+    ///
+    /// A heartbeat with a zero interval or timeout makes [`Reconnecting::start`] fail with
+    /// [`ErrorKind::InvalidArgument`], as [`Heartbeat::start`] would.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
         self.heartbeat = Some(heartbeat);
         self
@@ -375,9 +411,22 @@ impl Reconnecting {
     ///
     /// # Errors
     ///
-    /// Natively, [`ErrorKind::InvalidArgument`] outside a tokio runtime. Connection failures
-    /// are not errors here: they show in [`states`](Self::states) and are retried.
+    /// [`ErrorKind::InvalidArgument`] for a zero
+    /// [`connect_timeout`](ReconnectOptions::connect_timeout), for a
+    /// [`heartbeat`](ReconnectOptions::heartbeat) with a zero interval or timeout, and natively
+    /// outside a tokio runtime. Connection failures are not errors here: they show in
+    /// [`states`](Self::states) and are retried.
     pub fn start(options: ReconnectOptions) -> Result<Self> {
+        if options.connect_timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the reconnect connect timeout must be above zero (a zero limit expires before \
+                 any attempt can connect)",
+            ));
+        }
+        if let Some(hb) = &options.heartbeat {
+            hb.check()?;
+        }
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 state: State::Connecting { attempt: 1 },
@@ -390,7 +439,10 @@ impl Reconnecting {
                 stop_waker: None,
             }),
         });
-        let (tx, rx) = mpsc::channel(options.read_ahead.saturating_sub(1));
+        // futures' channel holds `buffer` plus one message per sender (one here); it panics for
+        // a buffer near `usize::MAX`, which the setter's clamp keeps it far from.
+        let read_ahead = options.read_ahead.clamp(1, MAX_READ_AHEAD);
+        let (tx, rx) = mpsc::channel(read_ahead - 1);
         let outcome = Arc::new(Mutex::new(None));
         let task = supervise(options, shared.clone(), tx, outcome.clone());
         if !rt::spawn(task) {
@@ -597,26 +649,28 @@ impl FusedStream for StateStream {
 }
 
 /// The delay before attempt `failures + 1`: `initial` doubled per earlier failure, capped at
-/// `max`, then equal-jittered into `[d/2, d]` with `random`.
+/// `max`, then equal-jittered into `[d/2, d]` with `random`. Total for every input: no
+/// arithmetic here can overflow, up to `Duration::MAX` for both.
 pub(crate) fn backoff_delay(
     failures: u32,
     initial: Duration,
     max: Duration,
     random: u64,
 ) -> Duration {
-    let doublings = failures.saturating_sub(1).min(32);
+    let doublings = failures.saturating_sub(1).min(31);
     let step = initial
-        .checked_mul(1u32 << doublings.min(31))
+        .checked_mul(1u32 << doublings)
         .unwrap_or(max)
         .min(max);
     let half = step / 2;
+    // The jitter is at most `step - half` (capped at u64::MAX ns, some 584 years), drawn
+    // from `random` modulo one more than that; at the cap, `random` itself.
     let spread = u64::try_from((step - half).as_nanos()).unwrap_or(u64::MAX);
-    let extra = if spread == 0 {
-        0
-    } else {
-        random % (spread + 1)
+    let extra = match spread.checked_add(1) {
+        Some(n) => random % n,
+        None => random,
     };
-    half + Duration::from_nanos(extra)
+    half.saturating_add(Duration::from_nanos(extra))
 }
 
 fn is_final(opts: &mut ReconnectOptions, e: &Error) -> bool {
@@ -653,7 +707,7 @@ async fn supervise(
             return finish(None);
         }
         shared.set_state(State::Connecting {
-            attempt: failures + 1,
+            attempt: failures.saturating_add(1),
         });
         let timeout = opts.connect_timeout;
         let target = (opts.provider)(());
@@ -669,9 +723,15 @@ async fn supervise(
         let error = match result {
             Ok(conn) => {
                 let conn = Arc::new(conn);
-                if let Some(hb) = &opts.heartbeat {
-                    let _ = hb.clone().start(&conn);
-                }
+                // Stopped with this connection, however the supervisor leaves it: a long
+                // interval must not leave one sleeping task behind per reconnect. `start`
+                // checked the heartbeat, so only a missing runtime could fail it here, and
+                // the supervisor runs on one.
+                let _heartbeat = StopOnDrop(
+                    opts.heartbeat
+                        .as_ref()
+                        .and_then(|hb| hb.clone().start(&conn).ok()),
+                );
                 let opened_at = rt::now();
                 let error = match shared.unless_stopped(publish(&shared, &conn)).await {
                     None => return finish(None),
@@ -709,6 +769,17 @@ async fn supervise(
         shared.set_state(State::Disconnected { error, retry_in });
         if shared.unless_stopped(rt::sleep(retry_in)).await.is_none() {
             return finish(None);
+        }
+    }
+}
+
+/// Stops a heartbeat when dropped.
+struct StopOnDrop(Option<HeartbeatHandle>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.stop();
         }
     }
 }
@@ -778,6 +849,58 @@ mod tests {
         assert_eq!(
             backoff_delay(0, Duration::ZERO, Duration::ZERO, 7),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn backoff_is_total_at_the_edges_of_duration_and_u64() {
+        let edges = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(u64::MAX),
+            Duration::from_nanos(u64::MAX) * 2,
+            Duration::MAX / 2,
+            Duration::MAX,
+        ];
+        for failures in [0, 1, 2, 31, 32, 33, u32::MAX] {
+            for initial in edges {
+                for max in edges {
+                    // As the setter leaves them: `max` at least `initial`.
+                    let max = max.max(initial);
+                    for random in [0, 1, u64::MAX - 1, u64::MAX] {
+                        let d = backoff_delay(failures, initial, max, random);
+                        assert!(d <= max, "{failures} {initial:?} {max:?} {random}: {d:?}");
+                        assert!(d >= initial.min(max) / 2, "{failures} {initial:?}: {d:?}");
+                    }
+                }
+            }
+        }
+        // A step past u64::MAX ns takes the random number as the jitter, whole.
+        let d = backoff_delay(1, Duration::MAX, Duration::MAX, u64::MAX);
+        assert_eq!(d, Duration::MAX / 2 + Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn setters_clamp_to_their_documented_bounds() {
+        let opts = || ReconnectOptions::new("ws://127.0.0.1:1", DialOptions::new());
+        let o = opts().backoff(Duration::ZERO, Duration::ZERO);
+        assert_eq!(
+            (o.initial_delay, o.max_delay),
+            (MIN_RETRY_DELAY, MIN_RETRY_DELAY)
+        );
+        let o = opts().backoff(Duration::from_secs(10), Duration::from_secs(1));
+        assert_eq!(o.max_delay, Duration::from_secs(10));
+        let o = opts().backoff(Duration::MAX, Duration::MAX);
+        assert_eq!(
+            (o.initial_delay, o.max_delay),
+            (Duration::MAX, Duration::MAX)
+        );
+        assert_eq!(opts().read_ahead(0).read_ahead, 1);
+        assert_eq!(opts().read_ahead(usize::MAX).read_ahead, MAX_READ_AHEAD);
+        assert_eq!(opts().max_attempts(0).max_attempts, Some(1));
+        assert_eq!(
+            opts().queue_while_offline(usize::MAX).queue_limit,
+            usize::MAX
         );
     }
 }
