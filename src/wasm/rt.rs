@@ -15,8 +15,37 @@ pub(crate) fn spawn(fut: impl Future<Output = ()> + 'static) -> bool {
     true
 }
 
-/// Completes after `d` (a `setTimeout`, cleared if the future is dropped first).
+/// The longest delay one `setTimeout` takes: `i32::MAX` ms (about 24.8 days). Browsers treat
+/// a longer one as 0 and fire at once.
+const MAX_TIMER_MS: u64 = i32::MAX as u64;
+
+/// Splits `left` into the next timer's delay in whole milliseconds (rounded up, so a sleep
+/// never ends early; at most [`MAX_TIMER_MS`]) and what remains after it.
+fn next_timer(left: Duration) -> (i32, Duration) {
+    let ms = left.as_nanos().div_ceil(1_000_000);
+    let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_TIMER_MS);
+    let rest = left.saturating_sub(Duration::from_millis(ms));
+    (i32::try_from(ms).unwrap_or(i32::MAX), rest)
+}
+
+/// Completes after `d`, at millisecond resolution like tokio's timers, however long `d` is:
+/// a delay beyond one `setTimeout`'s reach (`Duration::MAX` included) is a chain of them, so
+/// it never ends early. Dropping the future clears the pending timer.
 pub(crate) async fn sleep(d: Duration) {
+    let mut left = d;
+    loop {
+        let (ms, rest) = next_timer(left);
+        sleep_ms(ms).await;
+        if rest.is_zero() {
+            return;
+        }
+        left = rest;
+    }
+}
+
+/// Completes after `ms` milliseconds (one `setTimeout`, cleared if the future is dropped
+/// first).
+async fn sleep_ms(ms: i32) {
     let (tx, rx) = oneshot::channel::<()>();
     let mut tx = Some(tx);
     let callback = Closure::<dyn FnMut()>::new(move || {
@@ -24,7 +53,6 @@ pub(crate) async fn sleep(d: Duration) {
             let _ = tx.send(());
         }
     });
-    let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
     let Ok(handle) = super::driver::set_timeout(callback.as_ref().unchecked_ref(), ms) else {
         // No timers in this global scope: do not spin, never wake.
         std::future::pending::<()>().await;
@@ -55,7 +83,8 @@ pub(crate) fn now() -> Duration {
             now.call0(&p).ok()?.as_f64()
         })
         .unwrap_or_else(js_sys::Date::now);
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    // `try_`: a clock that said NaN, a negative or an infinite time must not panic here.
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or_default()
 }
 
 /// A random number for jitter (not for cryptography): `Math.random`.
