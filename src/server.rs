@@ -300,6 +300,9 @@ impl ServerOptions {
 
     /// Sets the largest number of open connections; upgrade requests beyond it are refused
     /// with `503 Service Unavailable` and `Retry-After: 1`. Default: 10,000.
+    ///
+    /// `0` refuses every upgrade; `usize::MAX` means no limit (file descriptors and memory
+    /// run out first).
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
@@ -308,8 +311,17 @@ impl ServerOptions {
     /// Limits each connection to `per_second` messages on average, with bursts of `burst`
     /// (a token bucket); a connection over it is closed with 1008 (policy violation)
     /// "rate limit exceeded". Default: no limit.
+    ///
+    /// Any `f64` is taken, failing closed: `0.0`, a negative rate, and NaN (a rate computed
+    /// from a 0/0, say) all mean 0, so a connection may send `burst` messages in its whole life
+    /// and is closed at the next. `f64::INFINITY` means no limit. A `burst` of `0` means 1.
     pub fn message_rate(mut self, per_second: f64, burst: u32) -> Self {
-        self.rate = Some((per_second.max(0.0), f64::from(burst.max(1))));
+        self.rate = if per_second == f64::INFINITY {
+            None
+        } else {
+            // `f64::max` returns the other operand for NaN: NaN becomes 0 here.
+            Some((per_second.max(0.0), f64::from(burst.max(1))))
+        };
         self
     }
 }
@@ -545,6 +557,8 @@ async fn session_loop<H: Handler>(
         };
         if let Some((rate, burst, tokens, last)) = &mut bucket {
             let now = Instant::now();
+            // Finite rate and elapsed time, so no NaN: a huge product only saturates to
+            // infinity, which `min` caps at the burst.
             *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * *rate).min(*burst);
             *last = now;
             if *tokens < 1.0 {
