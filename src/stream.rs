@@ -26,6 +26,30 @@ pub const DEFAULT_MAX_MESSAGE: usize = 16 << 10;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// What a text write of `data` sends with size cap `max` (at least 1): the whole characters
+/// within `max` bytes, or the first character alone if it is longer than `max` (so a write
+/// always makes progress); `None` if an invalid byte lies within the cap, or `data` does not
+/// start with a whole character.
+fn text_prefix(data: &[u8], max: usize) -> Option<&str> {
+    let cut = &data[..data.len().min(max)];
+    match std::str::from_utf8(cut) {
+        Ok(text) => Some(text),
+        Err(e) if e.error_len().is_some() => None,
+        // The cap cut a character: the whole ones before it.
+        Err(e) if e.valid_up_to() > 0 => std::str::from_utf8(&cut[..e.valid_up_to()]).ok(),
+        // The cap (or the write) ends inside the first character: that character, if whole.
+        Err(_) => {
+            let head = &data[..data.len().min(4)];
+            let valid = match std::str::from_utf8(head) {
+                Ok(s) => s,
+                Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+            };
+            let first = valid.chars().next()?;
+            valid.get(..first.len_utf8())
+        }
+    }
+}
+
 /// Whether a read error is the normal end of the message sequence: the peer closed with 1000
 /// (normal closure) or 1001 (going away), or this side closed the connection.
 fn is_normal_end(conn: &Conn, e: &Error) -> bool {
@@ -150,9 +174,14 @@ impl ByteStream {
         }
     }
 
-    /// Sets the largest message one write sends, in bytes (at least 1). Default: 16 KiB
+    /// Sets the largest message one write sends, in bytes. Default: 16 KiB
     /// ([`DEFAULT_MAX_MESSAGE`]), below the 32 KiB default read limit of isosock and
     /// coder/websocket peers. Raise it only as far as the peer's read limit allows.
+    ///
+    /// `0` means 1 (a write always makes progress). There is no upper clamp: with
+    /// `usize::MAX` each write call sends its whole buffer as one message. A text stream
+    /// cuts a write at a character boundary at or below the size, and sends a character
+    /// longer than the size (up to 4 bytes) whole.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = bytes.max(1);
         self
@@ -219,16 +248,13 @@ impl ByteStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let data = &data[..data.len().min(self.max_message)];
         let msg = match self.message_type {
-            MessageType::Binary => Message::Binary(Bytes::copy_from_slice(data)),
-            MessageType::Text => match std::str::from_utf8(data) {
-                Ok(text) => Message::Text(text.to_owned()),
-                // Cut inside a character by the size cap: send the whole ones.
-                Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => {
-                    Message::Text(String::from_utf8_lossy(&data[..e.valid_up_to()]).into_owned())
-                }
-                Err(_) => {
+            MessageType::Binary => Message::Binary(Bytes::copy_from_slice(
+                &data[..data.len().min(self.max_message)],
+            )),
+            MessageType::Text => match text_prefix(data, self.max_message) {
+                Some(text) => Message::Text(text.to_owned()),
+                None => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         "a text byte stream was given a write that is not UTF-8 on its own",
@@ -548,5 +574,32 @@ impl<T: Into<Message>> Sink<T> for MessageSink {
         let res = ready!(fut.as_mut().poll(cx));
         this.closing = None;
         Poll::Ready(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_prefix;
+
+    #[test]
+    fn text_writes_cut_at_characters_and_always_make_progress() {
+        let crab = "🦀".as_bytes(); // 4 bytes
+        let rows: [(&[u8], usize, Option<&str>); 12] = [
+            (b"abc", 1, Some("a")),
+            (b"abc", usize::MAX, Some("abc")),
+            ("é".as_bytes(), 1, Some("é")),
+            ("é".as_bytes(), usize::MAX, Some("é")),
+            (crab, 1, Some("🦀")),
+            (crab, 3, Some("🦀")),
+            ("a🦀".as_bytes(), 3, Some("a")),
+            ("🦀a".as_bytes(), 2, Some("🦀")),
+            (&crab[..3], 1, None),
+            (&crab[..3], usize::MAX, None),
+            (b"a\xffb", usize::MAX, None),
+            (b"a\xffb", 1, Some("a")),
+        ];
+        for (data, max, want) in rows {
+            assert_eq!(text_prefix(data, max), want, "{data:?} capped at {max}");
+        }
     }
 }
