@@ -67,6 +67,11 @@ pub async fn read<T: DeserializeOwned>(conn: &Conn) -> Result<T> {
 
 /// Encodes `value` as JSON and sends it as one text message.
 ///
+/// Numbers JSON cannot hold are written as serde_json writes them: a NaN or infinite float
+/// becomes `null` (read back, it decodes into an `Option` as `None`, into an `f64` not at
+/// all), every integer up to `u64::MAX` and down to `i64::MIN` exactly. The message is as
+/// large as the encoding; the peer's read limit decides whether it is accepted.
+///
 /// # Errors
 ///
 /// - [`ErrorKind::InvalidArgument`]: `value` cannot be encoded as JSON (for example a map

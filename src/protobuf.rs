@@ -68,6 +68,10 @@ pub async fn read<M: prost::Message + Default>(conn: &Conn) -> Result<M> {
 
 /// Encodes `msg` and sends it as one binary message.
 ///
+/// A message whose fields all hold their defaults encodes to zero bytes: an empty binary
+/// message, which [`read`] decodes back into the default. The message is as large as the
+/// encoding; the peer's read limit decides whether it is accepted.
+///
 /// # Errors
 ///
 /// Every error of [`Conn::write`].
