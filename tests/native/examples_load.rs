@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use isosock::{dial, DialOptions, Message};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -29,22 +29,6 @@ async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     tokio::time::timeout(STEP, fut)
         .await
         .unwrap_or_else(|_| panic!("{what}: not done within {STEP:?}"))
-}
-
-/// Reads `stream` to its end (a clean close or a reset); returns what arrived before it.
-async fn read_until_closed(what: &str, stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    within(what, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    got
 }
 
 // ---------------------------------------------------------------------------------------
@@ -151,8 +135,26 @@ mod chat {
     use isosock::{close_status, StatusCode};
     use isosock_chat_protocol::{ClientMsg, ServerMsg};
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
     use crate::chat_server::{self, Limits};
+
+    /// Reads `stream` to its end (a clean close or a reset); returns what arrived before it.
+    async fn read_until_closed(what: &str, stream: &mut TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        within(what, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        got
+    }
 
     /// The limits of the tests: short timeouts, so that a test sees them act.
     fn short() -> Limits {
