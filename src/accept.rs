@@ -156,6 +156,11 @@ impl AcceptOptions {
     /// Sets the time limit for receiving the upgrade request and sending the answer in
     /// [`accept`]. Default: 10 seconds. (In [`accept_http`] the HTTP server reads the
     /// request.)
+    ///
+    /// `Duration::ZERO` (or a few nanoseconds) may expire before the request is read, or not,
+    /// depending on whether it has already arrived (the client then gets 408);
+    /// `Duration::MAX` means no limit, which lets a client that never finishes its request
+    /// hold the connection.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self

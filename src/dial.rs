@@ -112,6 +112,11 @@ impl DialOptions {
 
     /// Sets the time limit for opening the connection, from the first DNS lookup to the
     /// server's `101` response. Default: 30 seconds.
+    ///
+    /// `Duration::ZERO` (or a few nanoseconds) may expire before anything is sent, or not,
+    /// depending on how fast the connection opens; `Duration::MAX` means no limit natively.
+    /// In the browser a timer cannot exceed about 24.8 days (`i32::MAX` milliseconds), so any
+    /// longer limit means that.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -119,6 +124,11 @@ impl DialOptions {
 
     /// Sets the time limit for each half of [`Conn::close`]: sending our close frame, then
     /// awaiting the peer's. Default: 5 seconds each.
+    ///
+    /// `Duration::ZERO` does not wait for the peer's close frame (`close` then reports
+    /// [`ErrorKind::Timeout`] unless the peer's frame had already arrived); `Duration::MAX`
+    /// waits as long as the peer keeps the connection open (in the browser at most about 24.8
+    /// days, the longest timer it has).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
