@@ -245,22 +245,24 @@ impl Tweak {
 }
 
 impl Claim {
+    /// `c % 8`: 0-2 a length from `FIXED_CLAIMS` (index byte), 3 limit + 1, 4 the limit,
+    /// 5 what the message may still take + 1, 6 exactly that, 7 (by the parity of a second
+    /// byte) supplied + 1 + a `u16`, or any `u64`.
     fn decode(u: &mut Unstructured<'_>) -> Self {
         match byte(u) % 8 {
-            0 => Claim::Fixed(FIXED_CLAIMS[usize::from(byte(u)) % FIXED_CLAIMS.len()]),
-            1 => Claim::OverLimit,
-            2 => Claim::AtLimit,
-            3 => Claim::OverRemaining,
-            4 => Claim::AtRemaining,
-            5 => Claim::Over(u16le(u)),
-            6 => {
+            0..=2 => Claim::Fixed(FIXED_CLAIMS[usize::from(byte(u)) % FIXED_CLAIMS.len()]),
+            3 => Claim::OverLimit,
+            4 => Claim::AtLimit,
+            5 => Claim::OverRemaining,
+            6 => Claim::AtRemaining,
+            _ if byte(u) % 2 == 0 => Claim::Over(u16le(u)),
+            _ => {
                 let mut n = [0u8; 8];
                 for b in &mut n {
                     *b = byte(u);
                 }
                 Claim::Fixed(u64::from_le_bytes(n))
             }
-            _ => Claim::Exact,
         }
     }
 }
