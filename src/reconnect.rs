@@ -440,9 +440,9 @@ impl Reconnecting {
             }),
         });
         // futures' channel holds `buffer` plus one message per sender (one here); it panics for
-        // a buffer near `usize::MAX`, which the setter's clamp keeps it far from.
-        let read_ahead = options.read_ahead.clamp(1, MAX_READ_AHEAD);
-        let (tx, rx) = mpsc::channel(read_ahead - 1);
+        // a buffer near `usize::MAX`, which `read_ahead`'s clamp (1 to MAX_READ_AHEAD) keeps
+        // it far from.
+        let (tx, rx) = mpsc::channel(options.read_ahead.saturating_sub(1));
         let outcome = Arc::new(Mutex::new(None));
         let task = supervise(options, shared.clone(), tx, outcome.clone());
         if !rt::spawn(task) {
