@@ -440,7 +440,7 @@ mod hyper_accept {
                         )
                     })?;
                     let io = hyper_util::rt::TokioIo::new(upgraded);
-                    let conn = imp::wrap_server(io, Vec::new(), subprotocol, settings).await;
+                    let conn = imp::wrap_server(io, Vec::new(), subprotocol, settings);
                     Ok(Conn::from_backend(conn))
                 };
                 Ok((

@@ -3,54 +3,123 @@
 //!
 //! # The contract every backend meets
 //!
-//! The shared modules (`conn.rs`, `dial.rs`) call exactly these items; the compiler checks both
-//! backends against the same calls. Arguments reaching a backend are already validated (URL,
-//! subprotocol tokens, close code and reason).
+//! The contract is the [`Engine`] trait (and [`FrameSink`] for a streamed message): the shared
+//! modules (`conn.rs`, `dial.rs`, the helpers) reach a backend only through it, so the compiler
+//! checks every backend against the same signatures, `Send` bounds included. Each item's doc
+//! says what it guarantees on success, on error and on drop. Arguments reaching a backend are
+//! already validated (URL, subprotocol tokens, close code and reason).
 //!
-//! - `async fn dial(&WsUrl, &DialOptions) -> Result<(Conn, Response)>`: opens the connection
-//!   or fails with `Connect`, `Handshake` or `Timeout`. Dropping the future closes any socket
-//!   it opened.
-//! - `Conn` (`Send + Sync`):
-//!   - `async fn read(&self) -> Result<Message>`: one reader at a time; cancel-safe (a
-//!     dropped call loses no message). After the connection ends, returns the same terminal
-//!     error every time (`Closed` with the peer's frame for a clean close).
-//!   - `async fn write(&self, Message) -> Result<()>`: serialized with other writers; a
-//!     message is queued whole or not at all. `AlreadyClosed` after this side closed.
-//!   - `async fn write_batch(&self, Vec<Message>) -> Result<()>`: writes the messages in order
-//!     under one hold of the write lock (natively one queue flush); the same guarantees as
-//!     `write` for the batch as a whole.
-//!   - `async fn writer(&self) -> Result<WriteGuard<'_>>`: takes the message-level write lock.
-//!   - `async fn close(&self, StatusCode, &str) -> Result<()>`: sends the close frame, waits
-//!     for the peer's (each bounded by the close timeout), wakes a concurrent reader with the
-//!     close, closes the transport. Never throws in the browser.
-//!   - `fn close_now(&self)`: closes the transport now; never blocks, never panics.
-//!   - `fn close_read(&self) -> Closed`: starts a background reader; `Closed` is a
-//!     `Future<Output = Error> + Send + Unpin`.
-//!   - `fn set_read_limit(&self, usize)`, `fn subprotocol(&self) -> Option<&str>`,
-//!     `fn peer_close_frame(&self) -> Option<CloseFrame>`.
-//!   - `fn received_count(&self) -> u64`: frames (natively: of any kind, counted as `read`
-//!     takes them) or messages (browser: as they arrive) received so far; the heartbeat's
-//!     sign of life.
-//!   - `fn closed_locally(&self) -> bool`: `close` or `close_now` was called (or the `Conn`
-//!     is being dropped).
-//!   - `fn fail(&self, Error)`: ends the connection at once with this error (reads and writes
-//!     then return it), dropping the transport without a handshake.
-//!   - `async fn ping(&self) -> Result<()>` (native only).
-//!   - Drop: closes the transport without a handshake and releases every resource (tasks,
-//!     JS closures); nothing panics.
-//! - `WriteGuard<'a>` (`Send + Sync`): `poll_send_frame(cx, type, payload, first, fin)` sends
-//!   one piece of the current message (`first` picks the data opcode, `fin` ends it) and
-//!   `abort_message()` fails the connection when a started message can never be finished.
+//! Besides the trait, each backend provides:
+//!
 //! - `rt`: what the shared helpers (reconnect, heartbeat) run on: `spawn(fut) -> bool`
 //!   (`false` if there is no runtime to spawn on; natively the future must be `Send`),
 //!   `async fn sleep(Duration)` (cancelled by dropping it), `now() -> Duration` (monotonic)
 //!   and `random_u64()` (for jitter).
-//! - `const WRITER_STREAMS: bool`: `true` if `poll_send_frame` may be called with
-//!   `fin = false` (frames on the wire); `false` if the shared `Writer` must buffer the whole
-//!   message and call it once with `first = fin = true`.
+//! - natively, `accept` (the server side, which hands a connection to an engine) and
+//!   `Conn::ping` (a ping that waits for its pong), whole items the browser has no
+//!   counterpart for.
+
+use std::future::Future;
+use std::task::{Context, Poll};
+
+use crate::close::{CloseFrame, StatusCode};
+use crate::dial::{DialOptions, Response, WsUrl};
+use crate::error::{Error, Result};
+use crate::message::{Message, MessageType};
+
+/// One WebSocket connection as a backend implements it. `Conn` wraps exactly one `Engine`.
+///
+/// Every future is `Send`: shared code keeps a `Conn` behind `Send` bounds on both targets.
+pub(crate) trait Engine: Send + Sync + Sized + 'static {
+    /// The message-level write lock held by a `Writer`.
+    type WriteGuard<'a>: FrameSink + Send + Sync + std::fmt::Debug
+    where
+        Self: 'a;
+    /// The future `close_read` returns.
+    type Closed: Future<Output = Error> + Send + Unpin + std::fmt::Debug;
+
+    /// `true` if `FrameSink::poll_send_frame` may be called with `fin = false` (frames on the
+    /// wire); `false` if the shared `Writer` must buffer the whole message and call it once
+    /// with `first = fin = true`.
+    const WRITER_STREAMS: bool;
+
+    /// Opens the connection or fails with `Connect`, `Handshake` or `Timeout`. Dropping the
+    /// future closes any socket it opened.
+    fn dial(
+        url: &WsUrl<'_>,
+        opts: &DialOptions,
+    ) -> impl Future<Output = Result<(Self, Response)>> + Send;
+
+    /// The next message. One reader at a time; cancel-safe (a dropped call loses no message).
+    /// After the connection ends, returns the same terminal error every time (`Closed` with
+    /// the peer's frame for a clean close).
+    fn read(&self) -> impl Future<Output = Result<Message>> + Send;
+
+    /// Writes one message, serialized with other writers; a message is queued whole or not
+    /// at all. `AlreadyClosed` after this side closed.
+    fn write(&self, msg: Message) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes the messages in order under one hold of the write lock (natively one queue
+    /// flush); the same guarantees as `write` for the batch as a whole.
+    fn write_batch(&self, msgs: Vec<Message>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes the message-level write lock for a streamed message.
+    fn writer(&self) -> impl Future<Output = Result<Self::WriteGuard<'_>>> + Send;
+
+    /// Sends the close frame, waits for the peer's (each bounded by the close timeout), wakes
+    /// a concurrent reader with the close, closes the transport. Never throws in the browser.
+    fn close(&self, code: StatusCode, reason: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Closes the transport now; never blocks, never panics.
+    fn close_now(&self);
+
+    /// Starts a background reader (a data message then fails the connection with 1008); the
+    /// returned future resolves when the connection has ended.
+    fn close_read(&self) -> Self::Closed;
+
+    /// Sets the read limit for the messages that follow.
+    fn set_read_limit(&self, bytes: usize);
+
+    /// The negotiated subprotocol.
+    fn subprotocol(&self) -> Option<&str>;
+
+    /// The peer's close frame, once it arrived.
+    fn peer_close_frame(&self) -> Option<CloseFrame>;
+
+    /// Frames (natively: of any kind, counted as `read` takes them) or messages (browser: as
+    /// they arrive) received so far: the heartbeat's sign of life.
+    fn received_count(&self) -> u64;
+
+    /// Whether `close` or `close_now` was called (or the `Conn` is being dropped): the
+    /// callback server and `ByteStream` tell a close this side started from the peer's.
+    fn closed_locally(&self) -> bool;
+
+    /// Ends the connection at once with this error (reads and writes then return it),
+    /// dropping the transport without a handshake: the heartbeat's verdict on a dead peer.
+    fn fail(&self, err: Error);
+
+    // Drop: closes the transport without a handshake and releases every resource (tasks,
+    // JS closures); nothing panics.
+}
+
+/// Sends the pieces of one streamed message; held by a `Writer`.
+pub(crate) trait FrameSink {
+    /// Sends one piece of the current message (`first` picks the data opcode, `fin` ends it).
+    fn poll_send_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        ty: MessageType,
+        payload: &[u8],
+        first: bool,
+        fin: bool,
+    ) -> Poll<Result<()>>;
+
+    /// A started message can never be finished: fails the connection.
+    fn abort_message(&mut self);
+}
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::native::{dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::native::{rt, Conn};
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::wasm::{dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::wasm::{rt, Conn};

@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 
-use crate::backend;
+use crate::backend::{self, Engine, FrameSink};
 use crate::close::{validate_close, CloseFrame, StatusCode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageType};
@@ -478,7 +478,7 @@ enum WriterState {
 /// writes. Invalid UTF-8 fails the write with [`ErrorKind::InvalidArgument`].
 #[derive(Debug)]
 pub struct Writer<'a> {
-    guard: backend::WriteGuard<'a>,
+    guard: <backend::Conn as Engine>::WriteGuard<'a>,
     message_type: MessageType,
     buf: Vec<u8>,
     first: bool,
@@ -577,7 +577,7 @@ impl Writer<'_> {
 
     fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
         self.check_open()?;
-        if !backend::WRITER_STREAMS {
+        if !<backend::Conn as Engine>::WRITER_STREAMS {
             self.buf.extend_from_slice(data);
             return Poll::Ready(Ok(data.len()));
         }
@@ -658,7 +658,7 @@ impl tokio::io::AsyncWrite for Writer<'_> {
 #[derive(Debug)]
 #[must_use = "the connection is read in the background anyway; await this to learn when it closes"]
 pub struct Closed {
-    inner: backend::Closed,
+    inner: <backend::Conn as Engine>::Closed,
 }
 
 impl Future for Closed {

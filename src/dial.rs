@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backend;
+use crate::backend::{self, Engine};
 use crate::conn::Conn;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -296,7 +296,7 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<(Conn, Response)> {
     }
     // Boxed: the handshake's state lives on the heap only while it runs, instead of
     // enlarging every task that awaits `dial` for its whole life.
-    let (inner, response) = Box::pin(backend::dial(&target, opts)).await?;
+    let (inner, response) = Box::pin(backend::Conn::dial(&target, opts)).await?;
     Ok((Conn::from_backend(inner), response))
 }
 

@@ -65,9 +65,9 @@ pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, u16> {
 /// `client_handshake` target fuzzes that part), with `read_limit`: the client end of the
 /// frame-level targets. (The server end goes through the public `accept`.)
 pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> crate::Conn {
-    use crate::native::conn::{Conn, Settings};
     use crate::native::frame::Role;
     use crate::native::io::Transport;
+    use crate::native::{Conn, Settings};
     let settings = Settings {
         read_limit,
         close_timeout: std::time::Duration::from_secs(5),
@@ -79,7 +79,6 @@ pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> 
         Role::Client,
         None,
         settings,
-    )
-    .await;
+    );
     crate::Conn::from_backend(inner)
 }

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::conn::{Conn, Settings};
 use super::frame::Role;
 use super::handshake::derive_accept_key;
 use super::http1::{read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
 use super::io::{Io, Transport};
+use super::{Conn, Settings};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -29,7 +29,7 @@ pub(crate) fn settings(opts: &AcceptOptions) -> Settings {
     }
 }
 
-pub(crate) async fn wrap_server(
+pub(crate) fn wrap_server(
     io: impl Io,
     leftover: Vec<u8>,
     subprotocol: Option<String>,
@@ -42,7 +42,6 @@ pub(crate) async fn wrap_server(
         subprotocol,
         settings,
     )
-    .await
 }
 
 pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) -> Result<Conn> {
@@ -88,7 +87,7 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
                     ))
                 }
             }
-            Ok(wrap_server(stream, leftover, subprotocol, settings(opts)).await)
+            Ok(wrap_server(stream, leftover, subprotocol, settings(opts)))
         }
         Err(refusal) => {
             let (resp, err) = *refusal;

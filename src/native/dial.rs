@@ -12,11 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::accept::has_token;
-use super::conn::{Conn, Settings};
 use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
 use super::http1::{read_head, HeadReadError};
 use super::io::Transport;
+use super::{Conn, Settings};
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 
@@ -144,8 +144,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         Role::Client,
         subprotocol.clone(),
         settings,
-    )
-    .await;
+    );
     Ok((
         conn,
         Response {

@@ -17,14 +17,11 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::lock::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use super::driver::{self, Command};
+use crate::backend::{Engine, FrameSink};
 use crate::close::{CloseFrame, StatusCode};
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageType};
-
-/// Whether the writer sends frames before the message is finished: no, the browser only sends
-/// whole messages, so the shared `Writer` buffers.
-pub(crate) const WRITER_STREAMS: bool = false;
 
 /// Unread messages may take this many bytes, or four times the read limit if that is larger,
 /// before the connection is closed with 1000 "reader too slow". The browser cannot pause a
@@ -340,8 +337,8 @@ impl Shared {
     }
 }
 
-/// Opens a browser `WebSocket`; see `backend.rs` for the contract.
-pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
+/// Opens a browser `WebSocket`: `Engine::dial`.
+async fn open(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         read_lock: AsyncMutex::new(()),
@@ -394,61 +391,6 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) async fn read(&self) -> Result<Message> {
-        let _guard = self.shared.read_lock.lock().await;
-        // Popping happens inside one poll: a dropped read loses nothing.
-        let msg = poll_fn(|cx| self.shared.poll_next(cx)).await?;
-        let limit = self.shared.read_limit.load(Ordering::Relaxed);
-        if msg.len() > limit {
-            let err = Error::new(
-                ErrorKind::MessageTooBig,
-                format!(
-                    "a message of {} bytes exceeds the read limit of {limit}; closed with 1000 \
-                     \"{TOO_BIG_REASON}\" (browsers cannot send 1009)",
-                    msg.len()
-                ),
-            );
-            let err = self.shared.update(|st| st.fail(err));
-            let _ = self.cmds.unbounded_send(Command::Fail {
-                reason: TOO_BIG_REASON,
-            });
-            return Err(err);
-        }
-        Ok(msg)
-    }
-
-    pub(crate) async fn write(&self, msg: Message) -> Result<()> {
-        let _guard = self.shared.write_lock.lock().await;
-        self.shared.check_writable()?;
-        // An earlier write's message is still in the driver (its future was dropped): wait
-        // for it to go out before handing over another, which bounds the driver's queue.
-        if self.shared.queued_sends.load(Ordering::Relaxed) != 0 {
-            poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
-        }
-        // The common case (open, nothing queued, the buffer under the mark) sends from here,
-        // sparing two task switches; otherwise the driver sends when the buffer drains.
-        if driver::send_now(self.shared.id, &msg, self.shared.settings.high_water_mark)? {
-            return Ok(());
-        }
-        let done = self.submit(msg)?;
-        self.settle(done.await)
-    }
-
-    pub(crate) async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
-        let _guard = self.shared.write_lock.lock().await;
-        // As in `write`: not before an earlier write's message has left the driver.
-        poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
-        // All handed over at once, in order; then each reply in turn.
-        let mut replies = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            replies.push(self.submit(msg)?);
-        }
-        for done in replies {
-            self.settle(done.await)?;
-        }
-        Ok(())
-    }
-
     /// Hands a whole message to the driver; the receiver completes once the browser took it.
     /// Callers first wait for `poll_driver_idle` (the queue bound), or are `write_batch`
     /// handing over the rest of its batch.
@@ -473,8 +415,74 @@ impl Conn {
             Err(oneshot::Canceled) => Err(self.shared.write_error()),
         }
     }
+}
 
-    pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
+impl Engine for Conn {
+    type WriteGuard<'a> = WriteGuard<'a>;
+    type Closed = Closed;
+    /// The browser only sends whole messages, so the shared `Writer` buffers.
+    const WRITER_STREAMS: bool = false;
+
+    async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Self, Response)> {
+        open(url, opts).await
+    }
+
+    async fn read(&self) -> Result<Message> {
+        let _guard = self.shared.read_lock.lock().await;
+        // Popping happens inside one poll: a dropped read loses nothing.
+        let msg = poll_fn(|cx| self.shared.poll_next(cx)).await?;
+        let limit = self.shared.read_limit.load(Ordering::Relaxed);
+        if msg.len() > limit {
+            let err = Error::new(
+                ErrorKind::MessageTooBig,
+                format!(
+                    "a message of {} bytes exceeds the read limit of {limit}; closed with 1000 \
+                     \"{TOO_BIG_REASON}\" (browsers cannot send 1009)",
+                    msg.len()
+                ),
+            );
+            let err = self.shared.update(|st| st.fail(err));
+            let _ = self.cmds.unbounded_send(Command::Fail {
+                reason: TOO_BIG_REASON,
+            });
+            return Err(err);
+        }
+        Ok(msg)
+    }
+
+    async fn write(&self, msg: Message) -> Result<()> {
+        let _guard = self.shared.write_lock.lock().await;
+        self.shared.check_writable()?;
+        // An earlier write's message is still in the driver (its future was dropped): wait
+        // for it to go out before handing over another, which bounds the driver's queue.
+        if self.shared.queued_sends.load(Ordering::Relaxed) != 0 {
+            poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
+        }
+        // The common case (open, nothing queued, the buffer under the mark) sends from here,
+        // sparing two task switches; otherwise the driver sends when the buffer drains.
+        if driver::send_now(self.shared.id, &msg, self.shared.settings.high_water_mark)? {
+            return Ok(());
+        }
+        let done = self.submit(msg)?;
+        self.settle(done.await)
+    }
+
+    async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
+        let _guard = self.shared.write_lock.lock().await;
+        // As in `write`: not before an earlier write's message has left the driver.
+        poll_fn(|cx| self.shared.poll_driver_idle(cx)).await?;
+        // All handed over at once, in order; then each reply in turn.
+        let mut replies = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            replies.push(self.submit(msg)?);
+        }
+        for done in replies {
+            self.settle(done.await)?;
+        }
+        Ok(())
+    }
+
+    async fn writer(&self) -> Result<WriteGuard<'_>> {
         let guard = self.shared.write_lock.lock().await;
         self.shared.check_writable()?;
         Ok(WriteGuard {
@@ -484,7 +492,7 @@ impl Conn {
         })
     }
 
-    pub(crate) async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
+    async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
         let early = {
             let mut st = self.shared.lock();
             if st.user_closed {
@@ -524,13 +532,13 @@ impl Conn {
         }
     }
 
-    pub(crate) fn close_now(&self) {
+    fn close_now(&self) {
         self.shared
             .abort("the connection was closed with close_now");
         let _ = self.cmds.unbounded_send(Command::Abort);
     }
 
-    pub(crate) fn close_read(&self) -> Closed {
+    fn close_read(&self) -> Closed {
         let failed = self.shared.update(|st| {
             st.discard = true;
             match st.queue.front() {
@@ -558,27 +566,27 @@ impl Conn {
         }
     }
 
-    pub(crate) fn set_read_limit(&self, bytes: usize) {
+    fn set_read_limit(&self, bytes: usize) {
         self.shared.read_limit.store(bytes, Ordering::Relaxed);
     }
 
-    pub(crate) fn subprotocol(&self) -> Option<&str> {
+    fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
     }
 
-    pub(crate) fn peer_close_frame(&self) -> Option<CloseFrame> {
+    fn peer_close_frame(&self) -> Option<CloseFrame> {
         self.shared.lock().peer_close.clone()
     }
 
-    pub(crate) fn received_count(&self) -> u64 {
+    fn received_count(&self) -> u64 {
         self.shared.received.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn closed_locally(&self) -> bool {
+    fn closed_locally(&self) -> bool {
         self.shared.lock().user_closed
     }
 
-    pub(crate) fn fail(&self, err: Error) {
+    fn fail(&self, err: Error) {
         self.shared.fail(err);
         let _ = self.cmds.unbounded_send(Command::Abort);
     }
@@ -608,9 +616,9 @@ impl std::fmt::Debug for WriteGuard<'_> {
     }
 }
 
-impl WriteGuard<'_> {
+impl FrameSink for WriteGuard<'_> {
     /// Sends the whole message (`WRITER_STREAMS` is false, so `first` and `fin` are both set).
-    pub(crate) fn poll_send_frame(
+    fn poll_send_frame(
         &mut self,
         cx: &mut Context<'_>,
         ty: MessageType,
@@ -653,7 +661,7 @@ impl WriteGuard<'_> {
     }
 
     /// A started message can never be finished: fail the connection.
-    pub(crate) fn abort_message(&mut self) {
+    fn abort_message(&mut self) {
         self.conn
             .shared
             .abort("a message writer failed in the middle of a message");

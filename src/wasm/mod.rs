@@ -70,4 +70,4 @@ mod conn;
 mod driver;
 pub(crate) mod rt;
 
-pub(crate) use conn::{dial, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use conn::Conn;

@@ -1,0 +1,317 @@
+//! isosock's own RFC 6455 engine: one connection over any tokio stream, shared by `&self`
+//! methods. Framing lives in `frame.rs` (pure, fuzzed); this module holds the connection's
+//! state and splits its work by concern:
+//!
+//! | module | job | state it owns |
+//! | --- | --- | --- |
+//! | [`read`] | reading, parsing, the receive rules, UTF-8 as it arrives, answering pings | `read`, `reader_waker`, `received` |
+//! | [`write`] | the group-commit write queue and its high-water mark, the streaming writer | `write` (`msg_lock`, `out`, the writers' wakers) |
+//! | [`close`] | the close state machine: who closed, the handshake, the terminal error | `close` (`state`, `changed`) |
+//! | [`ping`] | pings sent and their pongs | `pings` |
+//! | [`utf8`] | the incremental UTF-8 check | (none) |
+//!
+//! # Memory
+//!
+//! An idle connection holds no buffer: a read that waits for data polls the socket into a
+//! buffer on the stack, and only bytes that arrived are copied to the heap (a message's payload,
+//! or the start of a frame not complete yet). Outgoing bytes live in a queue that is freed once
+//! written; a large message's payload is not copied into it but shared with the caller's
+//! `Bytes` (a client masks it in place when nobody else holds it). Nothing per connection is
+//! spawned or timed.
+//!
+//! # Locks, and the order they are taken in
+//!
+//! 1. `read` (async): one reader at a time; its state holds all progress, so a dropped read
+//!    loses nothing. Held across awaits.
+//! 2. `write.msg_lock` (async): whole messages in order; a writer holds it while it queues its
+//!    frames, so the frames of two messages never interleave. Control frames (pong, ping,
+//!    close) are queued without it, between frames. Held across awaits.
+//! 3. `write.out` (std): the outgoing queue. Whoever waits for its bytes to be written writes
+//!    everything queued: concurrent writers share system calls (group commit).
+//! 4. `io` (std): the stream, held only within one poll.
+//! 5. `close.state` (std) and `pings` (std): leaves, never held while another lock is taken.
+//!
+//! A task may take a lock of a higher number while it holds one of a lower number, never the
+//! other way round. The std mutexes are held only within one poll or one synchronous step.
+
+mod close;
+mod ping;
+mod read;
+mod utf8;
+mod write;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::lock::Mutex as AsyncMutex;
+use futures_util::task::AtomicWaker;
+
+use super::frame::Role;
+use super::io::Transport;
+use crate::backend::Engine;
+use crate::close::{CloseFrame, StatusCode};
+use crate::dial::{DialOptions, Response, WsUrl};
+use crate::error::{Error, Result};
+use crate::message::Message;
+
+pub(crate) use write::WriteGuard;
+
+/// Settings fixed when a connection is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) read_limit: usize,
+    pub(crate) close_timeout: Duration,
+    /// Queued bytes beyond which a write waits before it queues (see `write::poll_room`).
+    pub(crate) write_high_water_mark: usize,
+}
+
+/// Everything a connection's handles and futures share. Each concern's fields and methods
+/// live in its own module; see the module docs for the lock order.
+struct Shared {
+    /// Lock 4: the stream.
+    io: Mutex<Transport>,
+    /// Lock 1: the reader's state.
+    read: AsyncMutex<read::ReadState>,
+    /// Woken when the transport is dropped, so a reader parked on the socket sees it.
+    reader_waker: AtomicWaker,
+    /// Locks 2 and 3: the write queue.
+    write: write::WriteQueue,
+    /// Lock 5: the close state machine.
+    close: close::CloseState,
+    /// Lock 5: pings waiting for their pong.
+    pings: ping::Pings,
+    role: Role,
+    read_limit: AtomicUsize,
+    settings: Settings,
+    /// Frames of any kind read so far: the heartbeat's sign of life.
+    received: AtomicU64,
+}
+
+/// Locks a std mutex of the engine.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; recover the data if something ever did.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A native connection of the own engine; see `backend.rs` for the contract.
+pub(crate) struct Conn {
+    shared: Arc<Shared>,
+    subprotocol: Option<String>,
+}
+
+impl Conn {
+    /// Wraps a stream that has completed the HTTP upgrade; `leftover` is what was read past
+    /// the handshake.
+    pub(crate) fn from_upgraded(
+        transport: Transport,
+        leftover: Vec<u8>,
+        role: Role,
+        subprotocol: Option<String>,
+        settings: Settings,
+    ) -> Self {
+        Conn {
+            shared: Arc::new(Shared {
+                io: Mutex::new(transport),
+                read: AsyncMutex::new(read::ReadState::with_leftover(&leftover)),
+                reader_waker: AtomicWaker::new(),
+                write: write::WriteQueue::default(),
+                close: close::CloseState::default(),
+                pings: ping::Pings::default(),
+                role,
+                read_limit: AtomicUsize::new(settings.read_limit),
+                settings,
+                received: AtomicU64::new(0),
+            }),
+            subprotocol,
+        }
+    }
+
+    /// Sends a ping and waits for its pong (native only, outside the shared contract).
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
+}
+
+impl Engine for Conn {
+    type WriteGuard<'a> = WriteGuard<'a>;
+    type Closed = Closed;
+    const WRITER_STREAMS: bool = true;
+
+    async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Self, Response)> {
+        super::dial::dial(url, opts).await
+    }
+
+    async fn read(&self) -> Result<Message> {
+        let mut rs = self.shared.read.lock().await;
+        self.shared.read_locked(&mut rs).await
+    }
+
+    async fn write(&self, msg: Message) -> Result<()> {
+        self.shared.write_messages([msg]).await
+    }
+
+    async fn write_batch(&self, msgs: Vec<Message>) -> Result<()> {
+        self.shared.write_messages(msgs).await
+    }
+
+    async fn writer(&self) -> Result<WriteGuard<'_>> {
+        self.shared.writer().await
+    }
+
+    async fn close(&self, code: StatusCode, reason: &str) -> Result<()> {
+        self.shared.close(code, reason).await
+    }
+
+    fn close_now(&self) {
+        self.shared
+            .abort("the connection was closed with close_now");
+    }
+
+    fn close_read(&self) -> Closed {
+        close::close_read(&self.shared)
+    }
+
+    fn set_read_limit(&self, bytes: usize) {
+        self.shared.read_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    fn peer_close_frame(&self) -> Option<CloseFrame> {
+        lock(&self.shared.close.state).peer_close.clone()
+    }
+
+    fn received_count(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    fn closed_locally(&self) -> bool {
+        lock(&self.shared.close.state).user_closed
+    }
+
+    fn fail(&self, err: Error) {
+        self.shared.fail(err);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.abort("the connection was dropped");
+    }
+}
+
+/// The future returned by `close_read`.
+pub(crate) struct Closed {
+    fut: Pin<Box<dyn Future<Output = Error> + Send>>,
+}
+
+impl std::fmt::Debug for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closed").finish_non_exhaustive()
+    }
+}
+
+impl Future for Closed {
+    type Output = Error;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Error> {
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+/// What the unit tests of every engine module share: a connection over an in-memory duplex,
+/// with the raw peer end to write hand-built frames to and read the engine's frames from.
+#[cfg(test)]
+mod testing {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::{Conn, Settings};
+    use crate::native::frame::{self, OpCode, Role};
+    use crate::native::io::Transport;
+
+    /// A connection in `role` whose peer is the returned raw stream (64 KiB of pipe each way).
+    pub(super) fn pair(role: Role, read_limit: usize) -> (Conn, DuplexStream) {
+        pair_with(
+            role,
+            Settings {
+                read_limit,
+                close_timeout: Duration::from_secs(5),
+                write_high_water_mark: 1 << 20,
+            },
+            64 << 10,
+        )
+    }
+
+    /// A connection with these settings over a pipe of `pipe` bytes each way.
+    pub(super) fn pair_with(role: Role, settings: Settings, pipe: usize) -> (Conn, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(pipe);
+        let conn = Conn::from_upgraded(Transport::new(ours), Vec::new(), role, None, settings);
+        (conn, theirs)
+    }
+
+    /// A frame as the peer of a connection in `role` sends it (masked when the peer is a
+    /// client, that is when `role` is the server).
+    pub(super) fn frame(role: Role, fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mask = match role {
+            Role::Server => Some([0x37, 0xfa, 0x21, 0x3d]),
+            Role::Client => None,
+        };
+        let mut out = Vec::new();
+        frame::write_header(&mut out, fin, opcode, mask, payload.len());
+        let body = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            frame::apply_mask(&mut out[body..], key);
+        }
+        out
+    }
+
+    /// Reads one frame the connection sent (unmasking it): FIN, opcode, payload.
+    pub(super) async fn next_frame(peer: &mut DuplexStream) -> (bool, u8, Vec<u8>) {
+        let mut head = [0u8; 2];
+        peer.read_exact(&mut head).await.expect("frame header");
+        let masked = head[1] & 0x80 != 0;
+        let len = match head[1] & 0x7f {
+            126 => u64::from(peer.read_u16().await.expect("16-bit length")),
+            127 => peer.read_u64().await.expect("64-bit length"),
+            n => u64::from(n),
+        };
+        let mut key = [0u8; 4];
+        if masked {
+            peer.read_exact(&mut key).await.expect("mask key");
+        }
+        let mut payload = vec![0u8; usize::try_from(len).expect("frame length")];
+        peer.read_exact(&mut payload).await.expect("payload");
+        if masked {
+            frame::apply_mask(&mut payload, key);
+        }
+        (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
+    }
+
+    /// Writes `bytes` to the connection from the peer's side.
+    pub(super) async fn send(peer: &mut DuplexStream, bytes: &[u8]) {
+        peer.write_all(bytes).await.expect("peer write");
+    }
+
+    /// A close frame's payload.
+    pub(super) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(reason.as_bytes());
+        p
+    }
+
+    /// Bounds a test body in time.
+    pub(super) async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("the test did not finish within 10 s")
+    }
+}
