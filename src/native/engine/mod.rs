@@ -225,6 +225,52 @@ impl Future for Closed {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::testing::{bounded, pair};
+    use crate::native::frame::Role;
+
+    #[tokio::test]
+    async fn dropping_a_conn_closes_the_socket_at_once_without_a_frame() {
+        bounded(async {
+            let (conn, mut peer) = pair(Role::Client, 1 << 20);
+            drop(conn);
+            let mut rest = Vec::new();
+            peer.read_to_end(&mut rest).await.expect("eof");
+            assert!(rest.is_empty(), "bytes after drop: {rest:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn leftover_bytes_from_the_handshake_are_read_first() {
+        bounded(async {
+            use crate::backend::Engine;
+            let (ours, _theirs) = tokio::io::duplex(1024);
+            let leftover = super::testing::frame(
+                Role::Client,
+                true,
+                crate::native::frame::OpCode::Text,
+                b"early",
+            );
+            let conn = super::Conn::from_upgraded(
+                crate::native::io::Transport::new(ours),
+                leftover,
+                Role::Client,
+                None,
+                super::testing::settings(1 << 20),
+            );
+            assert_eq!(
+                conn.read().await.expect("read"),
+                crate::message::Message::text("early")
+            );
+        })
+        .await;
+    }
+}
+
 /// What the unit tests of every engine module share: a connection over an in-memory duplex,
 /// with the raw peer end to write hand-built frames to and read the engine's frames from.
 #[cfg(test)]
@@ -239,15 +285,16 @@ mod testing {
 
     /// A connection in `role` whose peer is the returned raw stream (64 KiB of pipe each way).
     pub(super) fn pair(role: Role, read_limit: usize) -> (Conn, DuplexStream) {
-        pair_with(
-            role,
-            Settings {
-                read_limit,
-                close_timeout: Duration::from_secs(5),
-                write_high_water_mark: 1 << 20,
-            },
-            64 << 10,
-        )
+        pair_with(role, settings(read_limit), 64 << 10)
+    }
+
+    /// The default settings of the tests, with this read limit.
+    pub(super) fn settings(read_limit: usize) -> Settings {
+        Settings {
+            read_limit,
+            close_timeout: Duration::from_secs(5),
+            write_high_water_mark: 1 << 20,
+        }
     }
 
     /// A connection with these settings over a pipe of `pipe` bytes each way.
