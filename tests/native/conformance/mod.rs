@@ -320,6 +320,36 @@ pub async fn row<F: Future>(name: &str, rfc: &str, case: F) -> F::Output {
     }
 }
 
+/// A row of a failure table (tests/native/conformance/server.rs and client.rs): the raw peer
+/// sends `bytes` on a fresh connection, and isosock's side must fail the connection with the
+/// close code `code` while its application sees `kind`.
+pub struct Failure {
+    /// The case (the name its own test used to have), with the value that varies, if any.
+    pub name: String,
+    /// The RFC 6455 section that requires this outcome.
+    pub rfc: &'static str,
+    pub bytes: Vec<u8>,
+    pub code: u16,
+    pub kind: ErrorKind,
+}
+
+/// A [`Failure`] row.
+pub fn failure(
+    name: impl Into<String>,
+    rfc: &'static str,
+    bytes: Vec<u8>,
+    code: u16,
+    kind: ErrorKind,
+) -> Failure {
+    Failure {
+        name: name.into(),
+        rfc,
+        bytes,
+        code,
+        kind,
+    }
+}
+
 /// Writes `bytes` to the peer.
 pub async fn send<S: AsyncWrite + Unpin>(tcp: &mut S, bytes: &[u8]) {
     tokio::time::timeout(STEP, tcp.write_all(bytes))

@@ -4,8 +4,8 @@
 use isosock::{ErrorKind, StatusCode};
 
 use super::{
-    expect_close, expect_close_one_of, expect_eof, expect_message, frames, read_frame, row, send,
-    EchoServer, Frame, Len, BINARY, CLOSE, PING, PONG, TEXT,
+    expect_close, expect_close_one_of, expect_eof, expect_message, failure, frames, read_frame,
+    row, send, EchoServer, Failure, Frame, Len, BINARY, CLOSE, PING, PONG, TEXT,
 };
 use crate::util::bounded;
 
@@ -35,73 +35,45 @@ fn pattern(len: usize) -> Vec<u8> {
 
 // ---- Tables: frames that fail the connection, frames that are echoed ------------------------
 
-/// One row of [`client_frames_that_fail_the_connection`]: sent on a fresh connection, `bytes`
-/// must make the server fail it with the close code `code` and its application see `kind`.
-struct Failure {
-    /// The case (the name its own test used to have), with the value that varies, if any.
-    name: String,
-    /// The RFC 6455 section that requires this outcome.
-    rfc: &'static str,
-    bytes: Vec<u8>,
-    code: u16,
-    kind: ErrorKind,
-}
-
-fn failure(
-    name: impl Into<String>,
-    rfc: &'static str,
-    bytes: Vec<u8>,
-    code: u16,
-    kind: ErrorKind,
-) -> Failure {
-    Failure {
-        name: name.into(),
-        rfc,
-        bytes,
-        code,
-        kind,
-    }
-}
-
 /// The rows of [`client_frames_that_fail_the_connection`], by RFC section; each group's
 /// comment gives the RFC's reasoning.
 fn failures() -> Vec<Failure> {
     use ErrorKind::{InvalidData, Protocol};
-    let mut rows = Vec::new();
+    let mut rows = vec![
+        // 5.1 Masking: "a client MUST mask all frames that it sends to the server"; the server
+        // "MUST close the connection upon receiving a frame that is not masked", with 1002 (7.4.1).
+        // The rule covers control frames (an unmasked ping gets 1002 and no pong) and every frame
+        // of a fragmented message (a masked first fragment, then an unmasked continuation).
+        failure(
+            "unmasked_data_frame",
+            "5.1",
+            Frame::text("hi").unmasked().encode(),
+            1002,
+            Protocol,
+        ),
+        failure(
+            "unmasked_ping",
+            "5.1",
+            Frame::ping("p").unmasked().encode(),
+            1002,
+            Protocol,
+        ),
+        failure(
+            "unmasked_continuation",
+            "5.1",
+            frames(&[
+                Frame::text("masked ").fin(false),
+                Frame::cont("unmasked").unmasked(),
+            ]),
+            1002,
+            Protocol,
+        ),
+        // 5.2 Reserved bits: RSV1, RSV2 and RSV3 "MUST be 0 unless an extension is negotiated";
+        // with none negotiated, a data frame with any of them set fails the connection with 1002.
+        // The rule covers control frames (a ping with RSV1) and continuations (RSV2 on the last
+        // fragment).
+    ];
 
-    // 5.1 Masking: "a client MUST mask all frames that it sends to the server"; the server
-    // "MUST close the connection upon receiving a frame that is not masked", with 1002 (7.4.1).
-    // The rule covers control frames (an unmasked ping gets 1002 and no pong) and every frame
-    // of a fragmented message (a masked first fragment, then an unmasked continuation).
-    rows.push(failure(
-        "unmasked_data_frame",
-        "5.1",
-        Frame::text("hi").unmasked().encode(),
-        1002,
-        Protocol,
-    ));
-    rows.push(failure(
-        "unmasked_ping",
-        "5.1",
-        Frame::ping("p").unmasked().encode(),
-        1002,
-        Protocol,
-    ));
-    rows.push(failure(
-        "unmasked_continuation",
-        "5.1",
-        frames(&[
-            Frame::text("masked ").fin(false),
-            Frame::cont("unmasked").unmasked(),
-        ]),
-        1002,
-        Protocol,
-    ));
-
-    // 5.2 Reserved bits: RSV1, RSV2 and RSV3 "MUST be 0 unless an extension is negotiated";
-    // with none negotiated, a data frame with any of them set fails the connection with 1002.
-    // The rule covers control frames (a ping with RSV1) and continuations (RSV2 on the last
-    // fragment).
     for rsv in [0b100, 0b010, 0b001, 0b111] {
         rows.push(failure(
             format!("reserved_bits_on_a_data_frame (rsv {rsv:#05b})"),
