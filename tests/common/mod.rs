@@ -4,6 +4,61 @@
 
 pub mod helpers;
 
+/// The list of shared scenarios, written once: `for_each_scenario!(wrapper)` invokes the
+/// target's `wrapper!` macro once per group, as `wrapper!(url, module path, [names])` for the
+/// scenarios that take the echo server's URL and `wrapper!(no_url, module path, [names])` for
+/// those that need no server. Each target's wrapper turns every name into a test with its own
+/// attribute (`#[tokio::test]` in tests/native/scenarios.rs, `#[wasm_bindgen_test]` in
+/// tests/wasm/main.rs), so a new scenario is added here and nowhere else. Names may carry
+/// `#[cfg]` attributes, passed on to the test.
+macro_rules! for_each_scenario {
+    ($wrapper:ident) => {
+        $wrapper!(
+            url,
+            common,
+            [
+                echo_text,
+                echo_binary,
+                echo_empty,
+                echo_large,
+                streaming_writer_and_reader,
+                concurrent_writers,
+                peer_close_code_reaches_reader,
+                peer_normal_closure,
+                client_close_handshake,
+                close_while_reading,
+                close_arguments_validated,
+                read_limit_enforced,
+                set_read_limit_lowers,
+                subprotocol_negotiated,
+                invalid_subprotocol_rejected,
+                close_now_is_final,
+                close_read_sees_peer_close,
+                write_batch_in_order,
+            ]
+        );
+        $wrapper!(no_url, common, [bad_urls_rejected, refused_connection]);
+        $wrapper!(
+            url,
+            common::helpers,
+            [
+                #[cfg(feature = "json")]
+                json_round_trip_and_errors,
+                #[cfg(feature = "protobuf")]
+                protobuf_round_trip_and_errors,
+                byte_stream_spans_messages_and_ends,
+                http_over_byte_stream,
+                split_stream_and_sink,
+                reconnect_after_drop_once_per_disconnect,
+                reconnect_stops_on_a_final_code,
+                reconnect_offline_queue,
+                heartbeat_message_mode_detects_a_silent_peer,
+            ]
+        );
+    };
+}
+pub(crate) use for_each_scenario;
+
 use futures_util::future::join_all;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use isosock::{close_status, dial, DialOptions, ErrorKind, Message, MessageType, StatusCode};

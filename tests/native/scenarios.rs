@@ -3,46 +3,33 @@
 use crate::common;
 use crate::util::{bounded, echo_url};
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
+/// Turns each group of `common::for_each_scenario!` into `#[tokio::test]`s, each bounded in
+/// time, the URL-taking ones against a fresh in-process echo server.
+macro_rules! tokio_scenarios {
+    (url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+        $(#[$attr])*
         #[tokio::test]
         async fn $name() {
+            use $module as shared;
             let url = echo_url().await;
-            bounded(common::$name(&url)).await;
+            bounded(shared::$name(&url)).await;
+        }
+    )*};
+    (no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+        $(#[$attr])*
+        #[tokio::test]
+        async fn $name() {
+            use $module as shared;
+            bounded(shared::$name()).await;
         }
     )*};
 }
 
-scenarios!(
-    echo_text,
-    echo_binary,
-    echo_empty,
-    echo_large,
-    streaming_writer_and_reader,
-    concurrent_writers,
-    peer_close_code_reaches_reader,
-    peer_normal_closure,
-    client_close_handshake,
-    close_while_reading,
-    close_arguments_validated,
-    read_limit_enforced,
-    set_read_limit_lowers,
-    subprotocol_negotiated,
-    invalid_subprotocol_rejected,
-    close_now_is_final,
-    close_read_sees_peer_close,
-    write_batch_in_order,
-);
+common::for_each_scenario!(tokio_scenarios);
 
-#[tokio::test]
-async fn bad_urls_rejected() {
-    bounded(common::bad_urls_rejected()).await;
-}
-
-#[tokio::test]
-async fn refused_connection() {
-    bounded(common::refused_connection()).await;
-}
+// ---- native-only ----------------------------------------------------------------------------
+// The targets differ here, so this case is not in the shared list; its browser counterpart is
+// `chromium_refuses_when_no_offered_subprotocol_is_picked` in tests/wasm/main.rs.
 
 /// RFC 6455 lets a server select none of the offered subprotocols; natively that is a
 /// successful dial without one. (Chromium refuses such a handshake: see tests/wasm.)
@@ -59,28 +46,3 @@ async fn no_common_subprotocol_is_accepted() {
     })
     .await;
 }
-
-macro_rules! helper_scenarios {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
-        $(#[$attr])*
-        #[tokio::test]
-        async fn $name() {
-            let url = echo_url().await;
-            bounded(common::helpers::$name(&url)).await;
-        }
-    )*};
-}
-
-helper_scenarios!(
-    #[cfg(feature = "json")]
-    json_round_trip_and_errors,
-    #[cfg(feature = "protobuf")]
-    protobuf_round_trip_and_errors,
-    byte_stream_spans_messages_and_ends,
-    http_over_byte_stream,
-    split_stream_and_sink,
-    reconnect_after_drop_once_per_disconnect,
-    reconnect_stops_on_a_final_code,
-    reconnect_offline_queue,
-    heartbeat_message_mode_detects_a_silent_peer,
-);

@@ -74,71 +74,33 @@ async fn wait_for_peer_close(conn: &Conn) -> isosock::CloseFrame {
 
 // ---- the shared scenarios ------------------------------------------------------------------
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
-        #[wasm_bindgen_test]
-        async fn $name() {
-            common::$name(echo_url()).await;
-        }
-    )*};
-}
-
-scenarios!(
-    echo_text,
-    echo_binary,
-    echo_empty,
-    echo_large,
-    streaming_writer_and_reader,
-    concurrent_writers,
-    peer_close_code_reaches_reader,
-    peer_normal_closure,
-    client_close_handshake,
-    close_while_reading,
-    close_arguments_validated,
-    read_limit_enforced,
-    set_read_limit_lowers,
-    subprotocol_negotiated,
-    invalid_subprotocol_rejected,
-    close_now_is_final,
-    close_read_sees_peer_close,
-    write_batch_in_order,
-);
-
-#[wasm_bindgen_test]
-async fn bad_urls_rejected() {
-    common::bad_urls_rejected().await;
-}
-
-#[wasm_bindgen_test]
-async fn refused_connection() {
-    common::refused_connection().await;
-}
-
-macro_rules! helper_scenarios {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
+/// Turns each group of `common::for_each_scenario!` into `#[wasm_bindgen_test]`s, the
+/// URL-taking ones against the echo server baked in at compile time.
+macro_rules! wasm_scenarios {
+    (url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
         #[wasm_bindgen_test]
         async fn $name() {
-            common::helpers::$name(echo_url()).await;
+            use $module as shared;
+            shared::$name(echo_url()).await;
+        }
+    )*};
+    (no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+        $(#[$attr])*
+        #[wasm_bindgen_test]
+        async fn $name() {
+            use $module as shared;
+            shared::$name().await;
         }
     )*};
 }
 
-helper_scenarios!(
-    #[cfg(feature = "json")]
-    json_round_trip_and_errors,
-    #[cfg(feature = "protobuf")]
-    protobuf_round_trip_and_errors,
-    byte_stream_spans_messages_and_ends,
-    http_over_byte_stream,
-    split_stream_and_sink,
-    reconnect_after_drop_once_per_disconnect,
-    reconnect_stops_on_a_final_code,
-    reconnect_offline_queue,
-    heartbeat_message_mode_detects_a_silent_peer,
-);
+common::for_each_scenario!(wasm_scenarios);
 
 // ---- browser-only ---------------------------------------------------------------------------
+// Cases where the browser behaves differently or has limits of its own, so they are not in the
+// shared list (the native counterpart of the first is `no_common_subprotocol_is_accepted` in
+// tests/native/scenarios.rs).
 
 /// When the server picks none of the offered subprotocols, Chromium fails the handshake
 /// ("Sent non-empty 'Sec-WebSocket-Protocol' header but no response was received"); natively

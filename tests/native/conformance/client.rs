@@ -6,8 +6,8 @@ use isosock::{close_status, dial, Conn, DialOptions, ErrorKind, Message, Message
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{
-    accept_key, expect_close, expect_eof, frames, header, read_frame, read_http_head, send,
-    unbase64, Frame, Len, Received, BINARY, CLOSE, CONT, PING, PONG, TEXT,
+    accept_key, expect_close, expect_eof, failure, frames, header, read_frame, read_http_head, row,
+    send, unbase64, Failure, Frame, Len, Received, BINARY, CLOSE, CONT, PING, PONG, TEXT,
 };
 use crate::util::bounded;
 
@@ -410,95 +410,116 @@ async fn every_client_frame_is_masked() {
     .await;
 }
 
-/// RFC 6455 5.1: "A client MUST close a connection if it detects a masked frame" from the
-/// server, with 1002 (7.4.1): `ErrorKind::Protocol`.
-#[tokio::test]
-async fn masked_server_frame_closes_with_1002() {
-    bounded(expect_client_failure(
-        &Frame::text("masked").encode(),
-        1002,
-        ErrorKind::Protocol,
-    ))
-    .await;
+// ---- Server frames that fail the connection: one table ------------------------------------
+
+/// The rows of [`server_frames_that_fail_the_connection`], by RFC section; each group's
+/// comment gives the RFC's reasoning. The client reads with a 1000-byte limit.
+fn failures() -> Vec<Failure> {
+    use ErrorKind::{InvalidData, MessageTooBig, Protocol};
+    let mut rows = vec![
+        // 5.1: "A client MUST close a connection if it detects a masked frame" from the server,
+        // with 1002 (7.4.1).
+        failure(
+            "masked_server_frame",
+            "5.1",
+            Frame::text("masked").encode(),
+            1002,
+            Protocol,
+        ),
+        // 5.2: with no extension negotiated, RSV1-3 set on a server frame fails the connection
+        // with 1002; so do reserved opcodes (0x3-0x7, 0xB-0xF).
+    ];
+
+    for rsv in [0b100, 0b010, 0b001] {
+        rows.push(failure(
+            format!("reserved_bits_from_the_server (rsv {rsv:#05b})"),
+            "5.2",
+            server_frame(TEXT, "x").rsv(rsv).encode(),
+            1002,
+            Protocol,
+        ));
+    }
+    for opcode in (0x3..=0x7).chain(0xB..=0xF) {
+        rows.push(failure(
+            format!("reserved_opcode_from_the_server ({opcode:#x})"),
+            "5.2",
+            server_frame(opcode, "x").encode(),
+            1002,
+            Protocol,
+        ));
+    }
+
+    // 5.4/5.5: a continuation with nothing to continue, a fragmented ping and a 126-byte ping
+    // from the server each fail the connection with 1002.
+    for (what, f) in [
+        ("orphan continuation", server_frame(CONT, "orphan")),
+        ("fragmented ping", server_frame(PING, "p").fin(false)),
+        ("126-byte ping", server_frame(PING, vec![0; 126])),
+    ] {
+        rows.push(failure(
+            format!("framing_error_from_the_server ({what})"),
+            "5.4/5.5",
+            f.encode(),
+            1002,
+            Protocol,
+        ));
+    }
+
+    // 8.1: invalid UTF-8 in a text message from the server fails the connection with 1007,
+    // whole or split across fragments: `ErrorKind::InvalidData`.
+    rows.push(failure(
+        "invalid_utf8_from_the_server (whole)",
+        "8.1",
+        server_frame(TEXT, &b"bad \xc3\x28"[..]).encode(),
+        1007,
+        InvalidData,
+    ));
+    rows.push(failure(
+        "invalid_utf8_from_the_server (split across fragments)",
+        "8.1",
+        frames(&[
+            server_frame(TEXT, &b"ok \xe2\x82"[..]).fin(false),
+            server_frame(CONT, &b"\x28"[..]),
+        ]),
+        1007,
+        InvalidData,
+    ));
+
+    // 5.2/10.4: a server frame header claiming 2^63-1 bytes is refused at once with 1009 (the
+    // read limit), without waiting for (or allocating) the payload.
+    rows.push(failure(
+        "huge_length_from_the_server",
+        "5.2/10.4",
+        server_frame(BINARY, vec![])
+            .len(Len::Claim(i64::MAX as u64))
+            .encode(),
+        1009,
+        MessageTooBig,
+    ));
+    rows
 }
 
-// ---- 5.2 Reserved bits and opcodes --------------------------------------------------------
-
-/// RFC 6455 5.2: with no extension negotiated, RSV1-3 set on a server frame fails the
-/// connection with 1002.
+/// RFC 6455 5, 8.1 and 10.4: each row of [`failures`] (a masked frame, reserved bits and
+/// opcodes, framing errors, invalid UTF-8, a huge length) is sent by the server on a fresh
+/// connection, and the client fails it: its read fails with the row's error kind, and it sends
+/// a masked close frame with the row's code, then closes the connection. A failing row fails
+/// the test with its name and RFC section.
 #[tokio::test]
-async fn reserved_bits_from_the_server_close_with_1002() {
+async fn server_frames_that_fail_the_connection() {
     bounded(async {
-        for rsv in [0b100, 0b010, 0b001] {
-            expect_client_failure(
-                &server_frame(TEXT, "x").rsv(rsv).encode(),
-                1002,
-                ErrorKind::Protocol,
+        for f in failures() {
+            row(
+                &f.name,
+                f.rfc,
+                expect_client_failure(&f.bytes, f.code, f.kind),
             )
             .await;
-        }
-    })
-    .await;
-}
-
-/// RFC 6455 5.2: reserved opcodes (0x3-0x7, 0xB-0xF) from the server fail the connection with
-/// 1002.
-#[tokio::test]
-async fn reserved_opcodes_from_the_server_close_with_1002() {
-    bounded(async {
-        for opcode in (0x3..=0x7).chain(0xB..=0xF) {
-            expect_client_failure(
-                &server_frame(opcode, "x").encode(),
-                1002,
-                ErrorKind::Protocol,
-            )
-            .await;
-        }
-    })
-    .await;
-}
-
-/// RFC 6455 5.4/5.5: a continuation with nothing to continue, a fragmented ping and a
-/// 126-byte ping from the server each fail the connection with 1002.
-#[tokio::test]
-async fn framing_errors_from_the_server_close_with_1002() {
-    bounded(async {
-        for f in [
-            server_frame(CONT, "orphan"),
-            server_frame(PING, "p").fin(false),
-            server_frame(PING, vec![0; 126]),
-        ] {
-            expect_client_failure(&f.encode(), 1002, ErrorKind::Protocol).await;
         }
     })
     .await;
 }
 
 // ---- 8.1 UTF-8 and 10.4 limits ------------------------------------------------------------
-
-/// RFC 6455 8.1: invalid UTF-8 in a text message from the server fails the connection with
-/// 1007, whole or split across fragments: `ErrorKind::InvalidData`.
-#[tokio::test]
-async fn invalid_utf8_from_the_server_closes_with_1007() {
-    bounded(async {
-        expect_client_failure(
-            &server_frame(TEXT, &b"bad \xc3\x28"[..]).encode(),
-            1007,
-            ErrorKind::InvalidData,
-        )
-        .await;
-        expect_client_failure(
-            &frames(&[
-                server_frame(TEXT, &b"ok \xe2\x82"[..]).fin(false),
-                server_frame(CONT, &b"\x28"[..]),
-            ]),
-            1007,
-            ErrorKind::InvalidData,
-        )
-        .await;
-    })
-    .await;
-}
 
 /// RFC 6455 10.4 lets an endpoint limit message size and 7.4.1 names 1009 for "a message that
 /// is too big for it to process": with a 1000-byte read limit, a 1000-byte message (single or
@@ -536,20 +557,6 @@ async fn read_limit_from_the_client_side_is_exact() {
         )
         .await;
     })
-    .await;
-}
-
-/// RFC 6455 5.2/10.4: a server frame header claiming 2^63-1 bytes is refused at once with
-/// 1009 (the read limit), without waiting for (or allocating) the payload.
-#[tokio::test]
-async fn huge_length_from_the_server_closes_with_1009() {
-    bounded(expect_client_failure(
-        &server_frame(BINARY, vec![])
-            .len(Len::Claim(i64::MAX as u64))
-            .encode(),
-        1009,
-        ErrorKind::MessageTooBig,
-    ))
     .await;
 }
 

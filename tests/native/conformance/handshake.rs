@@ -4,7 +4,7 @@ use isosock::{AcceptOptions, ErrorKind};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::{accept_key, header, read_http_head, send, status, EchoServer, REQUEST, STEP};
+use super::{accept_key, header, read_http_head, row, send, status, EchoServer, REQUEST, STEP};
 use crate::util::bounded;
 
 /// Sends `request` and returns the response head and body (read until the server closes).
@@ -103,108 +103,195 @@ async fn upgrade_and_connection_tokens_are_case_insensitive_lists() {
     .await;
 }
 
-/// RFC 6455 4.2.1 item 3 / 4.2.2: a request without `Upgrade: websocket` is not a WebSocket
-/// handshake; the server "MUST stop processing" and answer with an HTTP error "such as 400".
-/// Choice: isosock answers 426 Upgrade Required with `Upgrade: websocket` (RFC 7231 6.5.15),
-/// telling a plain HTTP client what the endpoint speaks.
-#[tokio::test]
-async fn missing_upgrade_header_is_refused() {
-    bounded(async {
-        let head = expect_refusal(&without("Upgrade:"), 426).await;
-        assert_eq!(header(&head, "upgrade").as_deref(), Some("websocket"));
-        expect_refusal(&REQUEST.replace("Upgrade: websocket", "Upgrade: h2c"), 426).await;
-    })
-    .await;
+/// A row of [`invalid_requests_are_refused`]: `request` must be refused with `status` (and,
+/// when `header` is given, a response header with that name and value).
+struct Refusal {
+    /// The case (the name its own test used to have), with the value that varies, if any.
+    name: String,
+    /// The RFC 6455 section that requires this outcome.
+    rfc: &'static str,
+    request: String,
+    status: u16,
+    header: Option<(&'static str, &'static str)>,
 }
 
-/// RFC 6455 4.2.1 item 4: `Connection` must include `Upgrade`; without it (or with only
-/// `keep-alive`) the request is refused. Choice: 426, as for a missing `Upgrade`.
-#[tokio::test]
-async fn missing_connection_upgrade_is_refused() {
-    bounded(async {
-        expect_refusal(&without("Connection:"), 426).await;
-        expect_refusal(
-            &REQUEST.replace("Connection: Upgrade", "Connection: keep-alive"),
+fn refusal(
+    name: impl Into<String>,
+    rfc: &'static str,
+    request: impl Into<String>,
+    status: u16,
+    header: Option<(&'static str, &'static str)>,
+) -> Refusal {
+    Refusal {
+        name: name.into(),
+        rfc,
+        request: request.into(),
+        status,
+        header,
+    }
+}
+
+/// The rows of [`invalid_requests_are_refused`], by RFC section; each group's comment gives
+/// the RFC's reasoning and isosock's choices.
+fn refusals() -> Vec<Refusal> {
+    let mut rows = vec![
+        // 4.2.1 item 3 / 4.2.2: a request without `Upgrade: websocket` is not a WebSocket
+        // handshake; the server "MUST stop processing" and answer with an HTTP error "such as
+        // 400". Choice: isosock answers 426 Upgrade Required with `Upgrade: websocket` (RFC 7231
+        // 6.5.15), telling a plain HTTP client what the endpoint speaks.
+        refusal(
+            "missing_upgrade_header",
+            "4.2.1",
+            without("Upgrade:"),
             426,
-        )
-        .await;
-    })
-    .await;
+            Some(("upgrade", "websocket")),
+        ),
+        refusal(
+            "missing_upgrade_header (Upgrade: h2c)",
+            "4.2.1",
+            REQUEST.replace("Upgrade: websocket", "Upgrade: h2c"),
+            426,
+            None,
+        ),
+        // 4.2.1 item 4: `Connection` must include `Upgrade`; without it (or with only
+        // `keep-alive`) the request is refused. Choice: 426, as for a missing `Upgrade`.
+        refusal(
+            "missing_connection_upgrade",
+            "4.2.1",
+            without("Connection:"),
+            426,
+            None,
+        ),
+        refusal(
+            "missing_connection_upgrade (keep-alive only)",
+            "4.2.1",
+            REQUEST.replace("Connection: Upgrade", "Connection: keep-alive"),
+            426,
+            None,
+        ),
+        // 4.2.1 item 5: `Sec-WebSocket-Key` is required; without it: 400 Bad Request. 11.3.1: it
+        // "MUST NOT appear more than once in an HTTP request": two of them get 400, even when
+        // equal.
+        refusal(
+            "missing_key",
+            "4.2.1",
+            without("Sec-WebSocket-Key:"),
+            400,
+            None,
+        ),
+    ];
+
+    for (what, key) in [
+        ("equal", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("different", "AAAAAAAAAAAAAAAAAAAAAA=="),
+    ] {
+        rows.push(refusal(
+            format!("duplicate_key ({what})"),
+            "11.3.1",
+            with(&format!("Sec-WebSocket-Key: {key}")),
+            400,
+            None,
+        ));
+    }
+
+    // 4.1 item 7 / 4.2.1 item 5: the key is "a base64-encoded value that, when decoded, is 16
+    // bytes in length". Anything else gets 400: too short, 15 and 17 decoded bytes,
+    // characters outside base64, an empty value, and non-canonical padding bits.
+    for key in [
+        "short",
+        "AAAAAAAAAAAAAAAAAAAA",         // 15 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAA=",     // 17 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", // 20 bytes
+        "!!!!!!!!!!!!!!!!!!!!!A==",
+        "",
+        "dGhlIHNhbXBsZSBub25jZR==", // 16 bytes but stray bits in the padding
+    ] {
+        rows.push(refusal(
+            format!("malformed_key ({key:?})"),
+            "4.2.1",
+            REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", key),
+            400,
+            None,
+        ));
+    }
+
+    // 4.2.1 item 6 / 4.4: only version 13 is spoken; for a missing, different or repeated
+    // `Sec-WebSocket-Version` the server answers "an appropriate HTTP error code (such as 426
+    // Upgrade Required) and a |Sec-WebSocket-Version| header field indicating the version(s)
+    // the server is capable of understanding": 426 with `Sec-WebSocket-Version: 13`.
+    for (what, request) in [
+        ("missing", without("Sec-WebSocket-Version:")),
+        ("8", REQUEST.replace("Version: 13", "Version: 8")),
+        ("14", REQUEST.replace("Version: 13", "Version: 14")),
+        ("13, 8", REQUEST.replace("Version: 13", "Version: 13, 8")),
+        ("repeated", with("Sec-WebSocket-Version: 13")),
+    ] {
+        rows.push(refusal(
+            format!("bad_version ({what})"),
+            "4.2.1/4.4",
+            request,
+            426,
+            Some(("sec-websocket-version", "13")),
+        ));
+    }
+
+    // 4.1 item 2 / 4.2.1 item 1: the handshake "MUST be a valid HTTP request" with method
+    // GET. Choice: other methods get 405 Method Not Allowed with `Allow: GET`.
+    for method in ["POST", "PUT", "HEAD", "CONNECT"] {
+        rows.push(refusal(
+            format!("non_get_method ({method})"),
+            "4.2.1",
+            REQUEST.replacen("GET", method, 1),
+            405,
+            Some(("allow", "GET")),
+        ));
+    }
+
+    // 4.1 item 4 / 4.2.1 item 2: the request must carry a `Host` header; without one (or
+    // with two): 400.
+    rows.push(refusal(
+        "missing_host",
+        "4.2.1",
+        without("Host:"),
+        400,
+        None,
+    ));
+    rows.push(refusal(
+        "repeated_host",
+        "4.2.1",
+        with("Host: example.com"),
+        400,
+        None,
+    ));
+
+    // 4.2.1: a request that is not HTTP at all gets an HTTP error (400), not a hang and not a
+    // 101.
+    rows.push(refusal(
+        "garbage_instead_of_a_request",
+        "4.2.1",
+        "\x16\x03\x01 not http at all\r\n\r\n",
+        400,
+        None,
+    ));
+    rows
 }
 
-/// RFC 6455 4.2.1 item 5: `Sec-WebSocket-Key` is required; without it: 400 Bad Request.
+/// RFC 6455 4.2.1, 4.4 and 11.3.1: each row of [`refusals`] (missing or wrong `Upgrade`,
+/// `Connection`, key, version, method or `Host`, and garbage) is sent on a fresh connection and
+/// refused with the row's status (and header, if any); the server closes the connection after
+/// the refusal (`Connection: close`) and `accept` fails with `Rejected`. A failing row fails
+/// the test with its name and RFC section.
 #[tokio::test]
-async fn missing_key_gets_400() {
-    bounded(expect_refusal(&without("Sec-WebSocket-Key:"), 400)).await;
-}
-
-/// RFC 6455 11.3.1: `Sec-WebSocket-Key` "MUST NOT appear more than once in an HTTP request":
-/// two of them get 400, even when equal.
-#[tokio::test]
-async fn duplicate_key_gets_400() {
+async fn invalid_requests_are_refused() {
     bounded(async {
-        expect_refusal(&with("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="), 400).await;
-        expect_refusal(&with("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="), 400).await;
-    })
-    .await;
-}
-
-/// RFC 6455 4.1 item 7 / 4.2.1 item 5: the key is "a base64-encoded value that, when decoded,
-/// is 16 bytes in length". Anything else gets 400: too short, 15 and 17 decoded bytes,
-/// characters outside base64, an empty value, and non-canonical padding bits.
-#[tokio::test]
-async fn malformed_key_gets_400() {
-    bounded(async {
-        for key in [
-            "short",
-            "AAAAAAAAAAAAAAAAAAAA",         // 15 bytes
-            "AAAAAAAAAAAAAAAAAAAAAAA=",     // 17 bytes
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", // 20 bytes
-            "!!!!!!!!!!!!!!!!!!!!!A==",
-            "",
-            "dGhlIHNhbXBsZSBub25jZR==", // 16 bytes but stray bits in the padding
-        ] {
-            let req = REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", key);
-            expect_refusal(&req, 400).await;
-        }
-    })
-    .await;
-}
-
-/// RFC 6455 4.2.1 item 6 / 4.4: only version 13 is spoken; for a missing, different or
-/// repeated `Sec-WebSocket-Version` the server answers "an appropriate HTTP error code (such
-/// as 426 Upgrade Required) and a |Sec-WebSocket-Version| header field indicating the
-/// version(s) the server is capable of understanding": 426 with `Sec-WebSocket-Version: 13`.
-#[tokio::test]
-async fn bad_version_gets_426_with_version_13() {
-    bounded(async {
-        for req in [
-            without("Sec-WebSocket-Version:"),
-            REQUEST.replace("Version: 13", "Version: 8"),
-            REQUEST.replace("Version: 13", "Version: 14"),
-            REQUEST.replace("Version: 13", "Version: 13, 8"),
-            with("Sec-WebSocket-Version: 13"),
-        ] {
-            let head = expect_refusal(&req, 426).await;
-            assert_eq!(
-                header(&head, "sec-websocket-version").as_deref(),
-                Some("13"),
-                "{head}"
-            );
-        }
-    })
-    .await;
-}
-
-/// RFC 6455 4.1 item 2 / 4.2.1 item 1: the handshake "MUST be a valid HTTP request" with
-/// method GET. Choice: other methods get 405 Method Not Allowed with `Allow: GET`.
-#[tokio::test]
-async fn non_get_method_gets_405() {
-    bounded(async {
-        for method in ["POST", "PUT", "HEAD", "CONNECT"] {
-            let req = REQUEST.replacen("GET", method, 1);
-            let head = expect_refusal(&req, 405).await;
-            assert_eq!(header(&head, "allow").as_deref(), Some("GET"), "{method}");
+        for r in refusals() {
+            row(&r.name, r.rfc, async {
+                let head = expect_refusal(&r.request, r.status).await;
+                if let Some((name, value)) = r.header {
+                    assert_eq!(header(&head, name).as_deref(), Some(value), "{head}");
+                }
+            })
+            .await;
         }
     })
     .await;
@@ -220,17 +307,6 @@ async fn http_1_0_request_is_refused() {
             let head = expect_refusal(&REQUEST.replacen("HTTP/1.1", version, 1), 505).await;
             assert!(head.starts_with("HTTP/1.1 505 "), "{version}: {head}");
         }
-    })
-    .await;
-}
-
-/// RFC 6455 4.1 item 4 / 4.2.1 item 2: the request must carry a `Host` header; without one
-/// (or with two): 400.
-#[tokio::test]
-async fn missing_or_repeated_host_gets_400() {
-    bounded(async {
-        expect_refusal(&without("Host:"), 400).await;
-        expect_refusal(&with("Host: example.com"), 400).await;
     })
     .await;
 }
@@ -277,13 +353,6 @@ async fn offered_extensions_are_not_accepted() {
         assert_eq!(header(&head, "sec-websocket-extensions"), None, "{head}");
     })
     .await;
-}
-
-/// RFC 6455 4.2.1: a request that is not HTTP at all gets an HTTP error (400), not a hang and
-/// not a 101.
-#[tokio::test]
-async fn garbage_instead_of_a_request_gets_400() {
-    bounded(expect_refusal("\x16\x03\x01 not http at all\r\n\r\n", 400)).await;
 }
 
 /// The first bytes of a TLS 1.2/1.3 ClientHello record: handshake record (0x16), version

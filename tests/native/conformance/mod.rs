@@ -3,15 +3,20 @@
 //!
 //! Every case names the RFC section it checks and asserts the close code (or HTTP status)
 //! that went over the wire, read back byte by byte: nothing here trusts isosock's own parser.
-//! Where the RFC leaves a choice, the doc comment says what isosock does.
+//! Where the RFC leaves a choice, the doc comment says what isosock does. Many cases of one
+//! shape are rows of a table run by one test (see [`row`]); each row's comment gives its
+//! reasoning.
 
 mod abuse;
 mod client;
 mod handshake;
 mod server;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use isosock::{accept, AcceptOptions, ErrorKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -296,6 +301,53 @@ pub async fn expect_message<S: AsyncRead + Unpin>(tcp: &mut S, opcode: u8, paylo
         f.payload.len(),
         payload.len()
     );
+}
+
+/// Runs one row of a table test and fails the test if the row fails, naming the row: a panic
+/// in `case` is raised again as "row `name` (RFC 6455 `rfc`): <the original message>". Rows run
+/// one after another; the first failing row ends the test (none is skipped or forgiven).
+pub async fn row<F: Future>(name: &str, rfc: &str, case: F) -> F::Output {
+    match AssertUnwindSafe(case).catch_unwind().await {
+        Ok(out) => out,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            panic!("row `{name}` (RFC 6455 {rfc}): {message}");
+        }
+    }
+}
+
+/// A row of a failure table (tests/native/conformance/server.rs and client.rs): the raw peer
+/// sends `bytes` on a fresh connection, and isosock's side must fail the connection with the
+/// close code `code` while its application sees `kind`.
+pub struct Failure {
+    /// The case (the name its own test used to have), with the value that varies, if any.
+    pub name: String,
+    /// The RFC 6455 section that requires this outcome.
+    pub rfc: &'static str,
+    pub bytes: Vec<u8>,
+    pub code: u16,
+    pub kind: ErrorKind,
+}
+
+/// A [`Failure`] row.
+pub fn failure(
+    name: impl Into<String>,
+    rfc: &'static str,
+    bytes: Vec<u8>,
+    code: u16,
+    kind: ErrorKind,
+) -> Failure {
+    Failure {
+        name: name.into(),
+        rfc,
+        bytes,
+        code,
+        kind,
+    }
 }
 
 /// Writes `bytes` to the peer.
