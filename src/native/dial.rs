@@ -11,11 +11,10 @@ use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::accept::has_token;
 use super::conn::{Conn, Settings};
 use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
-use super::http1::{read_head, HeadReadError};
+use super::http1::{has_token, read_head, HeadReadError};
 use super::io::Transport;
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result, HTTP_BODY_PREFIX};
