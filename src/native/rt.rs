@@ -1,7 +1,9 @@
-//! The runtime the shared helpers (reconnect, heartbeat) run on natively: tokio.
+//! The runtime the shared helpers (reconnect, heartbeat) run on natively: tokio; and what the
+//! user code they run must be (`Send`, since tokio's tasks move between threads).
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -39,3 +41,20 @@ pub(crate) fn random_u64() -> u64 {
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.finish()
 }
+
+/// `Send` natively; implemented by every type on `wasm32`.
+///
+/// Bounds on closures and futures that isosock runs in a background task (such as a
+/// [`ReconnectOptions::provider`](crate::ReconnectOptions::provider)) use it, so the same code
+/// compiles on both targets while browser code may hold JavaScript values.
+pub trait MaybeSend: Send {}
+impl<T: Send + ?Sized> MaybeSend for T {}
+
+/// A boxed future that is `Send` natively.
+pub(crate) type TaskFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A boxed closure that is `Send` natively.
+pub(crate) type TaskFn<A, R> = Box<dyn FnMut(A) -> R + Send + 'static>;
+
+/// A boxed predicate on errors that is `Send` natively.
+pub(crate) type TaskPredicate = Box<dyn FnMut(&crate::Error) -> bool + Send + 'static>;
