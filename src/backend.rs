@@ -50,7 +50,9 @@
 //!   message and call it once with `first = fin = true`.
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::native::{accept, dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::native::{
+    accept, dial, rt, Closed, Conn, DialExtras, WriteGuard, WRITER_STREAMS,
+};
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::wasm::{dial, rt, Closed, Conn, WriteGuard, WRITER_STREAMS};
+pub(crate) use crate::wasm::{dial, rt, Closed, Conn, DialExtras, WriteGuard, WRITER_STREAMS};

@@ -39,10 +39,9 @@ pub struct DialOptions {
     pub(crate) timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) write_high_water_mark: usize,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) headers: Vec<(String, String)>,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// What only the backend's dial takes (natively headers and TLS settings; nothing in the
+    /// browser).
+    pub(crate) extras: backend::DialExtras,
 }
 
 impl std::fmt::Debug for DialOptions {
@@ -53,9 +52,7 @@ impl std::fmt::Debug for DialOptions {
             .field("timeout", &self.timeout)
             .field("close_timeout", &self.close_timeout)
             .field("write_high_water_mark", &self.write_high_water_mark);
-        #[cfg(not(target_arch = "wasm32"))]
-        d.field("headers", &crate::redact::Headers::pairs(&self.headers))
-            .field("tls_config", &self.tls_config.is_some());
+        self.extras.debug_fields(&mut d);
         d.finish()
     }
 }
@@ -68,10 +65,7 @@ impl Default for DialOptions {
             timeout: DEFAULT_DIAL_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             write_high_water_mark: DEFAULT_WRITE_HIGH_WATER_MARK,
-            #[cfg(not(target_arch = "wasm32"))]
-            headers: Vec::new(),
-            #[cfg(not(target_arch = "wasm32"))]
-            tls_config: None,
+            extras: backend::DialExtras::default(),
         }
     }
 }
@@ -177,7 +171,7 @@ impl DialOptions {
     #[cfg(not(target_arch = "wasm32"))]
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.extras.headers.push((name.into(), value.into()));
         self
     }
 
@@ -194,7 +188,7 @@ impl DialOptions {
     #[cfg(not(target_arch = "wasm32"))]
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls_config = Some(config);
+        self.extras.tls_config = Some(config);
         self
     }
 }

@@ -10,4 +10,4 @@ pub(crate) mod io;
 pub(crate) mod rt;
 
 pub(crate) use conn::{Closed, Conn, WriteGuard, WRITER_STREAMS};
-pub(crate) use dial::dial;
+pub(crate) use dial::{dial, DialExtras};
