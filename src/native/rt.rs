@@ -5,8 +5,11 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::conn::Conn;
+use crate::error::Result;
 
 /// Runs `fut` in the background on the current tokio runtime.
 ///
@@ -58,3 +61,18 @@ pub(crate) type TaskFn<A, R> = Box<dyn FnMut(A) -> R + Send + 'static>;
 
 /// A boxed predicate on errors that is `Send` natively.
 pub(crate) type TaskPredicate = Box<dyn FnMut(&crate::Error) -> bool + Send + 'static>;
+
+/// The heartbeat's WebSocket ping (`Heartbeat::ping`).
+#[derive(Debug, Clone)]
+pub(crate) struct PingProbe;
+
+impl PingProbe {
+    /// Sends a ping without waiting for its pong (the received count tells whether it came).
+    pub(crate) fn send(&self, conn: Arc<Conn>, timeout: Duration) -> Result<()> {
+        spawn(async move {
+            // Bounded, so this task never keeps a dropped connection alive for long.
+            let _ = tokio::time::timeout(timeout, conn.ping()).await;
+        });
+        Ok(())
+    }
+}

@@ -4,11 +4,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
+
+use crate::conn::Conn;
+use crate::error::Result;
 
 /// Runs `fut` on the page's event loop. Always succeeds (the signature matches the native
 /// backend's, where there may be no runtime).
@@ -110,3 +114,15 @@ pub(crate) type TaskFn<A, R> = Box<dyn FnMut(A) -> R + 'static>;
 
 /// A boxed predicate on errors that is `Send` natively.
 pub(crate) type TaskPredicate = Box<dyn FnMut(&crate::Error) -> bool + 'static>;
+
+/// The heartbeat's WebSocket ping: uninhabited, since browsers cannot send pings
+/// (`Heartbeat::ping` is native only).
+#[derive(Debug, Clone)]
+pub(crate) enum PingProbe {}
+
+impl PingProbe {
+    /// Never called: there is no value to call it on.
+    pub(crate) fn send(&self, _conn: Arc<Conn>, _timeout: Duration) -> Result<()> {
+        match *self {}
+    }
+}
