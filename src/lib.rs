@@ -150,6 +150,9 @@ mod redact;
 pub mod server;
 mod stream;
 mod task;
+// tokio's I/O traits for `Reader`, `Writer` and `ByteStream`; tokio exists natively only.
+#[cfg(not(target_arch = "wasm32"))]
+mod tokio_io;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
