@@ -298,9 +298,12 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<(Conn, Response)> {
 #[derive(Debug, Clone)]
 pub(crate) struct WsUrl<'a> {
     /// The URL as given (scheme lower-cased where it mattered is the backend's business).
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) full: &'a str,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// `wss://`: natively, TLS and port 443 by default.
+    #[allow(
+        dead_code,
+        reason = "the browser backend hands `full` to the browser and never reads this"
+    )]
     pub(crate) secure: bool,
 }
 
