@@ -1,5 +1,6 @@
 //! The one place that picks a backend: `native` (RFC 6455 on tokio) everywhere but
-//! `wasm32`, where `wasm` wraps the browser's `WebSocket`.
+//! `wasm32`; `wasm` wraps the browser's `WebSocket` on `wasm32-unknown-unknown` (and
+//! `wasm32v1-none`). Any other `wasm32` target (WASI, Emscripten) is refused below.
 //!
 //! # The contract every backend meets
 //!
@@ -54,5 +55,15 @@ pub(crate) use crate::native::{
     accept, dial, rt, Closed, Conn, DialExtras, WriteGuard, WRITER_STREAMS,
 };
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", any(target_os = "unknown", target_os = "none")))]
 pub(crate) use crate::wasm::{dial, rt, Closed, Conn, DialExtras, WriteGuard, WRITER_STREAMS};
+
+#[cfg(all(
+    target_arch = "wasm32",
+    not(any(target_os = "unknown", target_os = "none"))
+))]
+compile_error!(
+    "isosock supports native targets and wasm32-unknown-unknown (the browser) only: \
+     WASI and Emscripten have no browser WebSocket for the browser backend to wrap, and \
+     tokio's networking, which the native backend needs, is not available there"
+);
