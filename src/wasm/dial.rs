@@ -4,8 +4,9 @@
 use std::fmt;
 
 /// The browser's counterpart of the native dial's extra options (headers, TLS settings): empty.
+/// Braces, not a unit struct: shared code builds it with `Default::default()`, as the native one.
 #[derive(Clone, Default, Debug)]
-pub(crate) struct DialExtras;
+pub(crate) struct DialExtras {}
 
 impl DialExtras {
     /// Adds nothing to `DialOptions`' `Debug` output.
