@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (idempotently) and runs them all: formatting, clippy for
-# native and wasm32 with every feature combination, the native tests (unit, integration,
-# interop with Python websockets and Node ws, doc tests), Autobahn|Testsuite in client and
-# server mode against autobahn/expected.json, the browser tests in headless
-# Chromium, the npm package as users install it, and the chat demo end to end.
+# native and wasm32 with every feature combination, rustdoc, the foreign types in the public
+# API (against external-types.toml), the native tests (unit, integration, interop with Python
+# websockets and Node ws, doc tests), Autobahn|Testsuite in client and server mode against
+# autobahn/expected.json, the browser tests in headless Chromium, the npm package as users
+# install it, and the chat demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,9 @@ cargo clippy --quiet -p isosock-bench-browser -p isosock-footprint \
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-unknown --all-features
+
+step "foreign types in the public API, native and wasm32 (against external-types.toml)"
+./scripts/check-external-types.sh
 
 step "native tests (unit, scenarios, server, TLS, hyper, interop, doc tests)"
 cargo test --all-features

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use crate::backend::accept as imp;
 use crate::conn::Conn;
 use crate::dial::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_LIMIT, DEFAULT_WRITE_HIGH_WATER_MARK};
 use crate::error::Result;
-use crate::native::accept as imp;
 
 /// The default time limit for receiving a client's upgrade request in [`accept`].
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -377,9 +377,9 @@ mod hyper_accept {
     use std::task::{Context, Poll};
 
     use super::AcceptOptions;
+    use crate::backend::accept as imp;
     use crate::conn::Conn;
     use crate::error::{Error, Result};
-    use crate::native::accept as imp;
 
     /// Checks an upgrade request inside a hyper 1.x (or axum) service and prepares the
     /// connection.

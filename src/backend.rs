@@ -1,5 +1,6 @@
 //! The one place that picks a backend: `native` (RFC 6455 on tokio) everywhere but
-//! `wasm32`, where `wasm` wraps the browser's `WebSocket`.
+//! `wasm32`; `wasm` wraps the browser's `WebSocket` on `wasm32-unknown-unknown` (and
+//! `wasm32v1-none`). Any other `wasm32` target (WASI, Emscripten) is refused below.
 //!
 //! # The contract every backend meets
 //!
@@ -15,6 +16,11 @@
 //!   (`false` if there is no runtime to spawn on; natively the future must be `Send`),
 //!   `async fn sleep(Duration)` (cancelled by dropping it), `now() -> Duration` (monotonic)
 //!   and `random_u64()` (for jitter).
+//!   Also `MaybeSend` and the boxed task types (`Send` natively, not in the browser), and
+//!   `PingProbe`, the heartbeat's ping (uninhabited in the browser, which cannot ping).
+//! - `DialExtras` and `ResponseExtras`: what `DialOptions` and `Response` hold beyond their
+//!   shared fields (natively headers and TLS settings; empty in the browser), each with
+//!   `debug_fields` so the shared `Debug` impls need no cfg.
 //! - natively, `accept` (the server side, which hands a connection to an engine) and
 //!   `Conn::ping` (a ping that waits for its pong), whole items the browser has no
 //!   counterpart for.
@@ -119,7 +125,17 @@ pub(crate) trait FrameSink {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::native::{rt, Conn};
+pub(crate) use crate::native::{accept, rt, Conn, DialExtras, ResponseExtras};
 
-#[cfg(target_arch = "wasm32")]
-pub(crate) use crate::wasm::{rt, Conn};
+#[cfg(all(target_arch = "wasm32", any(target_os = "unknown", target_os = "none")))]
+pub(crate) use crate::wasm::{rt, Conn, DialExtras, ResponseExtras};
+
+#[cfg(all(
+    target_arch = "wasm32",
+    not(any(target_os = "unknown", target_os = "none"))
+))]
+compile_error!(
+    "isosock supports native targets and wasm32-unknown-unknown (the browser) only: \
+     WASI and Emscripten have no browser WebSocket for the browser backend to wrap, and \
+     tokio's networking, which the native backend needs, is not available there"
+);

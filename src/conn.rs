@@ -422,7 +422,7 @@ impl Reader {
         self.data.is_empty()
     }
 
-    fn copy_into(&mut self, buf: &mut [u8]) -> usize {
+    pub(crate) fn copy_into(&mut self, buf: &mut [u8]) -> usize {
         let rest = &self.data[self.pos..];
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
@@ -438,19 +438,6 @@ impl futures_io::AsyncRead for Reader {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         Poll::Ready(Ok(self.copy_into(buf)))
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl tokio::io::AsyncRead for Reader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.copy_into(buf.initialize_unfilled());
-        buf.advance(n);
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -575,7 +562,11 @@ impl Writer<'_> {
         }
     }
 
-    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
+    pub(crate) fn poll_write_bytes(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<Result<usize>> {
         self.check_open()?;
         if !<backend::Conn as Engine>::WRITER_STREAMS {
             self.buf.extend_from_slice(data);
@@ -592,7 +583,7 @@ impl Writer<'_> {
         Poll::Ready(Ok(take))
     }
 
-    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    pub(crate) fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.state == WriterState::Finished {
             return Poll::Ready(Ok(()));
         }
@@ -626,27 +617,6 @@ impl futures_io::AsyncWrite for Writer<'_> {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_finish(cx).map_err(io::Error::from)
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl tokio::io::AsyncWrite for Writer<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_write_bytes(cx, buf)
-            .map_err(io::Error::from)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_finish(cx).map_err(io::Error::from)
     }
 }

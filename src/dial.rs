@@ -39,10 +39,9 @@ pub struct DialOptions {
     pub(crate) timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) write_high_water_mark: usize,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) headers: Vec<(String, String)>,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// What only the backend's dial takes (natively headers and TLS settings; nothing in the
+    /// browser).
+    pub(crate) extras: backend::DialExtras,
 }
 
 impl std::fmt::Debug for DialOptions {
@@ -53,9 +52,7 @@ impl std::fmt::Debug for DialOptions {
             .field("timeout", &self.timeout)
             .field("close_timeout", &self.close_timeout)
             .field("write_high_water_mark", &self.write_high_water_mark);
-        #[cfg(not(target_arch = "wasm32"))]
-        d.field("headers", &crate::redact::Headers::pairs(&self.headers))
-            .field("tls_config", &self.tls_config.is_some());
+        self.extras.debug_fields(&mut d);
         d.finish()
     }
 }
@@ -68,10 +65,7 @@ impl Default for DialOptions {
             timeout: DEFAULT_DIAL_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             write_high_water_mark: DEFAULT_WRITE_HIGH_WATER_MARK,
-            #[cfg(not(target_arch = "wasm32"))]
-            headers: Vec::new(),
-            #[cfg(not(target_arch = "wasm32"))]
-            tls_config: None,
+            extras: backend::DialExtras::default(),
         }
     }
 }
@@ -177,7 +171,7 @@ impl DialOptions {
     #[cfg(not(target_arch = "wasm32"))]
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.extras.headers.push((name.into(), value.into()));
         self
     }
 
@@ -194,7 +188,7 @@ impl DialOptions {
     #[cfg(not(target_arch = "wasm32"))]
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls_config = Some(config);
+        self.extras.tls_config = Some(config);
         self
     }
 }
@@ -206,8 +200,8 @@ impl DialOptions {
 #[derive(Clone)]
 pub struct Response {
     pub(crate) subprotocol: Option<String>,
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) headers: http::HeaderMap,
+    /// What only one backend can report (natively the HTTP headers).
+    pub(crate) extras: backend::ResponseExtras,
 }
 
 impl std::fmt::Debug for Response {
@@ -215,8 +209,7 @@ impl std::fmt::Debug for Response {
         let mut d = f.debug_struct("Response");
         d.field("status", &self.status())
             .field("subprotocol", &self.subprotocol);
-        #[cfg(not(target_arch = "wasm32"))]
-        d.field("headers", &crate::redact::Headers::map(&self.headers));
+        self.extras.debug_fields(&mut d);
         d.finish()
     }
 }
@@ -241,7 +234,7 @@ impl Response {
     #[cfg(not(target_arch = "wasm32"))]
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn headers(&self) -> &http::HeaderMap {
-        &self.headers
+        &self.extras.headers
     }
 }
 
@@ -304,9 +297,12 @@ pub async fn dial(url: &str, opts: &DialOptions) -> Result<(Conn, Response)> {
 #[derive(Debug, Clone)]
 pub(crate) struct WsUrl<'a> {
     /// The URL as given (scheme lower-cased where it mattered is the backend's business).
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) full: &'a str,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// `wss://`: natively, TLS and port 443 by default.
+    #[allow(
+        dead_code,
+        reason = "the browser backend hands `full` to the browser and never reads this"
+    )]
     pub(crate) secure: bool,
 }
 

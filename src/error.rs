@@ -171,7 +171,9 @@ impl Error {
         e
     }
 
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// A refused upgrade: the HTTP status and the first bytes of the body (the browser never
+    /// shows them, so natively only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn handshake_status(status: u16, body: &[u8]) -> Self {
         let body = Bytes::copy_from_slice(&body[..body.len().min(HTTP_BODY_PREFIX)]);
         let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();

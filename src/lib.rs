@@ -62,6 +62,11 @@
 //!
 //! Everything not listed here behaves the same natively and in the browser.
 //!
+//! - **Targets**: every target that is not `wasm32` gets the native backend;
+//!   `wasm32-unknown-unknown` gets the browser backend. Other `wasm32` targets (WASI,
+//!   Emscripten) stop the build with a `compile_error!` saying so: WASI has no browser
+//!   `WebSocket` to wrap, and tokio's networking, which the native backend needs, is not
+//!   available there.
 //! - **`accept`, `accept_http`, `AcceptOptions`**: native only (a page cannot be a server);
 //!   not compiled for wasm.
 //! - **`Conn::ping`**: native only; browsers answer pings themselves and cannot send them.
@@ -150,10 +155,13 @@ mod redact;
 pub mod server;
 mod stream;
 mod task;
+// tokio's I/O traits for `Reader`, `Writer` and `ByteStream`; tokio exists natively only.
+#[cfg(not(target_arch = "wasm32"))]
+mod tokio_io;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", any(target_os = "unknown", target_os = "none")))]
 mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,22 +1,11 @@
 //! Keeping secrets out of `Debug` output and error messages: credentials travel in headers
 //! (`Authorization`, cookies) natively and in the query string in the browser, and both end up
 //! in logs when printed whole.
-// Headers exist natively only; the browser has no header API.
-#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
 
 use std::borrow::Cow;
-use std::fmt;
 
-/// Whether a header's value may be a credential.
-pub(crate) fn is_sensitive(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || ["token", "secret", "key", "auth", "session", "password"]
-        .iter()
-        .any(|w| name.contains(w))
-}
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use headers::Headers;
 
 /// `url` with its userinfo and query replaced by `…`, for error messages.
 pub(crate) fn url(url: &str) -> Cow<'_, str> {
@@ -43,42 +32,80 @@ pub(crate) fn url(url: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{without_userinfo}?…"))
 }
 
-/// Headers as `Debug` shows them: names, and values unless they may be credentials.
-pub(crate) struct Headers<'a>(pub(crate) Vec<(&'a str, Cow<'a, str>)>);
+/// Header redaction: headers exist natively only (the browser has no header API).
+#[cfg(not(target_arch = "wasm32"))]
+mod headers {
+    use std::borrow::Cow;
+    use std::fmt;
 
-impl<'a> Headers<'a> {
-    /// From `(name, value)` string pairs.
-    pub(crate) fn pairs(pairs: &'a [(String, String)]) -> Self {
-        Headers(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
-                .collect(),
-        )
+    /// Whether a header's value may be a credential.
+    fn is_sensitive(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        matches!(
+            name.as_str(),
+            "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+        ) || ["token", "secret", "key", "auth", "session", "password"]
+            .iter()
+            .any(|w| name.contains(w))
     }
 
-    /// From an `http::HeaderMap`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn map(map: &'a http::HeaderMap) -> Self {
-        Headers(
-            map.iter()
-                .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes())))
-                .collect(),
-        )
-    }
-}
+    /// Headers as `Debug` shows them: names, and values unless they may be credentials.
+    pub(crate) struct Headers<'a>(pub(crate) Vec<(&'a str, Cow<'a, str>)>);
 
-impl fmt::Debug for Headers<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        for (name, value) in &self.0 {
-            if is_sensitive(name) {
-                map.entry(name, &"[redacted]");
-            } else {
-                map.entry(name, value);
+    impl<'a> Headers<'a> {
+        /// From `(name, value)` string pairs.
+        pub(crate) fn pairs(pairs: &'a [(String, String)]) -> Self {
+            Headers(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+                    .collect(),
+            )
+        }
+
+        /// From an `http::HeaderMap`.
+        pub(crate) fn map(map: &'a http::HeaderMap) -> Self {
+            Headers(
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+                    .collect(),
+            )
+        }
+    }
+
+    impl fmt::Debug for Headers<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut map = f.debug_map();
+            for (name, value) in &self.0 {
+                if is_sensitive(name) {
+                    map.entry(name, &"[redacted]");
+                } else {
+                    map.entry(name, value);
+                }
+            }
+            map.finish()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sensitive_names() {
+            for n in [
+                "Authorization",
+                "cookie",
+                "X-Api-Key",
+                "x-auth-token",
+                "Set-Cookie",
+            ] {
+                assert!(is_sensitive(n), "{n}");
+            }
+            for n in ["user-agent", "origin", "x-request-id"] {
+                assert!(!is_sensitive(n), "{n}");
             }
         }
-        map.finish()
     }
 }
 
@@ -93,21 +120,5 @@ mod tests {
         assert_eq!(url("wss://user:pw@h?x"), "wss://…@h?…");
         assert_eq!(url("ws://h/p"), "ws://h/p");
         assert_eq!(url("not a url?x"), "not a url?…");
-    }
-
-    #[test]
-    fn sensitive_names() {
-        for n in [
-            "Authorization",
-            "cookie",
-            "X-Api-Key",
-            "x-auth-token",
-            "Set-Cookie",
-        ] {
-            assert!(is_sensitive(n), "{n}");
-        }
-        for n in ["user-agent", "origin", "x-request-id"] {
-            assert!(!is_sensitive(n), "{n}");
-        }
     }
 }

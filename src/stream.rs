@@ -192,7 +192,11 @@ impl ByteStream {
         &self.conn
     }
 
-    fn poll_read_bytes(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read_bytes(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         loop {
             if !self.unread.is_empty() {
                 let n = self.unread.len().min(buf.len());
@@ -228,7 +232,7 @@ impl ByteStream {
     }
 
     /// Drives the write in flight, if any, to completion.
-    fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(fut) = &mut self.writing {
             let res = ready!(fut.as_mut().poll(cx));
             self.writing = None;
@@ -237,7 +241,11 @@ impl ByteStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write_bytes(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.closed || self.closing.is_some() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -272,7 +280,7 @@ impl ByteStream {
         Poll::Ready(Ok(taken))
     }
 
-    fn poll_shutdown_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
@@ -316,40 +324,6 @@ impl futures_io::AsyncWrite for ByteStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_shutdown_stream(cx)
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl tokio::io::AsyncRead for ByteStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = ready!(self
-            .get_mut()
-            .poll_read_bytes(cx, buf.initialize_unfilled()))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl tokio::io::AsyncWrite for ByteStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_bytes(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_pending_write(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_shutdown_stream(cx)
     }
 }

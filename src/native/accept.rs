@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::frame::Role;
 use super::handshake::derive_accept_key;
-use super::http1::{read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
+use super::http1::{has_token, read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
 use super::io::{Io, Transport};
 use super::{Conn, Settings};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
@@ -263,15 +263,6 @@ fn refuse(status: HttpStatus, why: impl Into<String>) -> Refusal {
 fn server_bug(why: String) -> Refusal {
     let (resp, _) = *refuse(HttpStatus::INTERNAL_SERVER_ERROR, "server error");
     Box::new((resp, Error::new(ErrorKind::InvalidArgument, why)))
-}
-
-/// Does `header` contain `token` in its comma-separated list (case-insensitive)?
-pub(crate) fn has_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
 }
 
 pub(crate) fn offered_subprotocols(headers: &HeaderMap) -> Vec<&str> {

@@ -1,5 +1,6 @@
 //! Native client side: TCP (+ rustls for `wss://`), then the opening handshake.
 
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use std::time::Duration;
@@ -11,14 +12,54 @@ use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::accept::has_token;
 use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
-use super::http1::{read_head, HeadReadError};
+use super::http1::{has_token, read_head, HeadReadError};
 use super::io::Transport;
 use super::{Conn, Settings};
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result, HTTP_BODY_PREFIX};
+
+/// What the native dial takes beyond the shared [`DialOptions`]: `DialOptions` holds one of
+/// these on every target (the browser's is empty), so the options struct is declared once.
+#[derive(Clone, Default)]
+pub(crate) struct DialExtras {
+    /// Extra headers for the upgrade request (`DialOptions::header`), checked when dialing.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The rustls configuration for `wss://` (`DialOptions::tls_config`); `None`: the default.
+    pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl DialExtras {
+    /// Adds these fields to `DialOptions`' `Debug` output, header values that may be
+    /// credentials redacted.
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("headers", &crate::redact::Headers::pairs(&self.headers))
+            .field("tls_config", &self.tls_config.is_some());
+    }
+}
+
+impl fmt::Debug for DialExtras {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("DialExtras");
+        self.debug_fields(&mut d);
+        d.finish()
+    }
+}
+
+/// What the native dial's `Response` holds beyond the shared fields: the HTTP headers.
+#[derive(Clone, Default)]
+pub(crate) struct ResponseExtras {
+    pub(crate) headers: http::HeaderMap,
+}
+
+impl ResponseExtras {
+    /// Adds the headers to `Response`'s `Debug` output, values that may be credentials
+    /// redacted.
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("headers", &crate::redact::Headers::map(&self.headers));
+    }
+}
 
 /// Headers the handshake sets itself; a caller may not override them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -74,7 +115,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         })?;
         extra.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
-    for (name, value) in &opts.headers {
+    for (name, value) in &opts.extras.headers {
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -105,7 +146,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         })?;
     let _ = tcp.set_nodelay(true);
     let mut transport = if url.secure {
-        let config = match &opts.tls_config {
+        let config = match &opts.extras.tls_config {
             Some(c) => c.clone(),
             None => default_tls_config()?,
         };
@@ -149,7 +190,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         conn,
         Response {
             subprotocol,
-            headers,
+            extras: ResponseExtras { headers },
         },
     ))
 }

@@ -1,5 +1,6 @@
 //! The little HTTP/1.1 both handshakes need: reading one message head, bounded in size.
 
+use http::{HeaderMap, HeaderName};
 use tokio::io::AsyncReadExt;
 
 use super::io::Io;
@@ -24,6 +25,15 @@ pub(crate) enum HeadReadError {
 
 /// The first byte of a TLS handshake record (RFC 8446 section 5.1), as a ClientHello starts.
 pub(crate) const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Does `header` contain `token` in its comma-separated list (case-insensitive)?
+pub(crate) fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
 
 /// Reads until the blank line that ends an HTTP head; returns everything read and the head's
 /// length (bytes after it belong to whatever follows).

@@ -9,4 +9,5 @@ mod http1;
 pub(crate) mod io;
 pub(crate) mod rt;
 
+pub(crate) use dial::{DialExtras, ResponseExtras};
 pub(crate) use engine::{Conn, Settings};

@@ -380,7 +380,13 @@ async fn open(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
         cmds,
         subprotocol: subprotocol.clone(),
     };
-    Ok((conn, Response { subprotocol }))
+    Ok((
+        conn,
+        Response {
+            subprotocol,
+            extras: Default::default(),
+        },
+    ))
 }
 
 /// A browser connection handle; see `backend.rs` for the contract.

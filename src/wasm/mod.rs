@@ -67,7 +67,9 @@
 //! that find no receiver and are dropped: callbacks after drop do nothing.
 
 mod conn;
+mod dial;
 mod driver;
 pub(crate) mod rt;
 
 pub(crate) use conn::Conn;
+pub(crate) use dial::{DialExtras, ResponseExtras};

@@ -1,12 +1,18 @@
 //! The runtime the shared helpers (reconnect, heartbeat) run on in the browser: the page's
-//! event loop (`spawn_local`), `setTimeout` and `Math.random`.
+//! event loop (`spawn_local`), `setTimeout` and `Math.random`; and what the user code they run
+//! must be (anything: the page has one thread, so it may hold `!Send` JavaScript values).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
+
+use crate::conn::Conn;
+use crate::error::Result;
 
 /// Runs `fut` on the page's event loop. Always succeeds (the signature matches the native
 /// backend's, where there may be no runtime).
@@ -90,4 +96,33 @@ pub(crate) fn now() -> Duration {
 /// A random number for jitter (not for cryptography): `Math.random`.
 pub(crate) fn random_u64() -> u64 {
     (js_sys::Math::random() * (u64::MAX as f64)) as u64
+}
+
+/// `Send` natively; implemented by every type on `wasm32`.
+///
+/// Bounds on closures and futures that isosock runs in a background task (such as a
+/// [`ReconnectOptions::provider`](crate::ReconnectOptions::provider)) use it, so the same code
+/// compiles on both targets while browser code may hold JavaScript values.
+pub trait MaybeSend {}
+impl<T: ?Sized> MaybeSend for T {}
+
+/// A boxed future that is `Send` natively.
+pub(crate) type TaskFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+
+/// A boxed closure that is `Send` natively.
+pub(crate) type TaskFn<A, R> = Box<dyn FnMut(A) -> R + 'static>;
+
+/// A boxed predicate on errors that is `Send` natively.
+pub(crate) type TaskPredicate = Box<dyn FnMut(&crate::Error) -> bool + 'static>;
+
+/// The heartbeat's WebSocket ping: uninhabited, since browsers cannot send pings
+/// (`Heartbeat::ping` is native only).
+#[derive(Debug, Clone)]
+pub(crate) enum PingProbe {}
+
+impl PingProbe {
+    /// Never called: there is no value to call it on.
+    pub(crate) fn send(&self, _conn: Arc<Conn>, _timeout: Duration) -> Result<()> {
+        match *self {}
+    }
 }
