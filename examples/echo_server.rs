@@ -10,6 +10,7 @@
 //!   (`BIG_MAX`; larger `n` get 1 MiB). Every reply is a slice of one shared buffer, so a
 //!   client that asks and then stops reading pins no memory of its own;
 //! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`);
+//! - `!extensions`: the server answers with the negotiated extensions (or `none`);
 //! - `!url`: the server answers with the path and query the client connected to;
 //! - `!count`: the server answers with how many connections it accepted for the same `id=`
 //!   query parameter (for counting reconnect attempts). It remembers the 1024 (`MAX_IDS`)
@@ -23,7 +24,9 @@
 //! `hello over websocket: <path>`, `POST` echoes the request body. The tests run a real
 //! protocol through the byte stream this way.
 //!
-//! It offers the subprotocols `echo.v1` and `chat.v1`, reads messages up to 16 MiB, and
+//! It offers the subprotocols `echo.v1` and `chat.v1`, accepts permessage-deflate with
+//! context takeover and compresses every message it sends (threshold 0, so even short
+//! echoes exercise the compressor), reads messages up to 16 MiB, and
 //! allows any origin (it holds no secrets; pages of any port may connect). A connection that
 //! does not finish its handshake within 10 s is closed. When accepting fails for lack of file
 //! descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the server waits
@@ -55,8 +58,8 @@ mod native {
     use bytes::Bytes;
 
     use isosock::{
-        accept, AcceptOptions, ByteStream, Conn, ErrorKind, Message, MessageType, StatusCode,
-        Upgrade,
+        accept, AcceptOptions, ByteStream, Compression, Conn, ErrorKind, Message, MessageType,
+        StatusCode, Upgrade,
     };
     use tokio::net::{TcpListener, TcpStream};
 
@@ -83,6 +86,8 @@ mod native {
     pub fn options() -> AcceptOptions {
         AcceptOptions::new()
             .subprotocols(["echo.v1", "chat.v1"])
+            .compression(Compression::ContextTakeover)
+            .compression_threshold(0)
             .read_limit(16 << 20)
             .insecure_skip_verify(true)
             .handshake_timeout(Duration::from_secs(10))
@@ -270,6 +275,14 @@ mod native {
                     (Some("subprotocol"), _, _) => {
                         conn.write(conn.subprotocol().unwrap_or("none").to_owned())
                             .await?;
+                        continue;
+                    }
+                    (Some("extensions"), _, _) => {
+                        let ext = match conn.extensions() {
+                            "" => "none",
+                            e => e,
+                        };
+                        conn.write(ext.to_owned()).await?;
                         continue;
                     }
                     (Some("url"), _, _) => {

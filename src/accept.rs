@@ -1,6 +1,7 @@
 //! Accepting connections on the server side (native only): [`accept`], [`accept_http`],
 //! [`AcceptOptions`] and the upgrade hook.
 
+use crate::compression::{Compression, CompressionOptions};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub struct AcceptOptions {
     pub(crate) close_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) write_high_water_mark: usize,
+    pub(crate) compression: CompressionOptions,
     pub(crate) hook: Option<Arc<Hook>>,
 }
 
@@ -60,6 +62,7 @@ impl fmt::Debug for AcceptOptions {
             .field("close_timeout", &self.close_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("write_high_water_mark", &self.write_high_water_mark)
+            .field("compression", &self.compression)
             .field("hook", &self.hook.is_some())
             .finish()
     }
@@ -75,6 +78,10 @@ impl Default for AcceptOptions {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             write_high_water_mark: DEFAULT_WRITE_HIGH_WATER_MARK,
+            compression: CompressionOptions {
+                mode: Compression::Disabled,
+                threshold: None,
+            },
             hook: None,
         }
     }
@@ -85,6 +92,35 @@ impl AcceptOptions {
     /// limit, 5 s close timeout, 10 s handshake timeout, no hook.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets whether to accept permessage-deflate when the client offers it, and in which
+    /// mode. Default: [`Compression::Disabled`].
+    ///
+    /// Browsers offer it on every connection. The server takes the first offer it can
+    /// honour and declines the others (an unknown parameter or a window size outside 8..=15);
+    /// a `Sec-WebSocket-Extensions` header that does not parse is refused with 400.
+    /// [`Conn::extensions`] tells what was agreed. See [`Compression`] for what each mode
+    /// costs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isosock::{AcceptOptions, Compression};
+    ///
+    /// let opts = AcceptOptions::new().compression(Compression::NoContextTakeover);
+    /// ```
+    pub fn compression(mut self, mode: Compression) -> Self {
+        self.compression.mode = mode;
+        self
+    }
+
+    /// Sets the size, in bytes, below which a message is sent uncompressed when compression
+    /// was agreed. Default: the mode's ([`Compression::default_threshold`]: 512 bytes
+    /// without context takeover, 128 with it). `0` compresses every message.
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.compression.threshold = Some(bytes);
+        self
     }
 
     /// Sets the subprotocols the server supports, most preferred first.
@@ -428,7 +464,7 @@ mod hyper_accept {
         opts: &AcceptOptions,
     ) -> std::result::Result<(http::Response<String>, Upgrading), Rejection> {
         match imp::negotiate(req.method(), req.version(), req.uri(), req.headers(), opts) {
-            Ok((response, subprotocol)) => {
+            Ok((response, negotiated)) => {
                 let on_upgrade = hyper::upgrade::on(req);
                 let settings = imp::settings(opts);
                 let fut = async move {
@@ -440,7 +476,7 @@ mod hyper_accept {
                         )
                     })?;
                     let io = hyper_util::rt::TokioIo::new(upgraded);
-                    let conn = imp::wrap_server(io, Vec::new(), subprotocol, settings);
+                    let conn = imp::wrap_server(io, Vec::new(), negotiated, settings);
                     Ok(Conn::from_backend(conn))
                 };
                 Ok((

@@ -89,6 +89,10 @@ pub(crate) trait Engine: Send + Sync + Sized + 'static {
     /// The negotiated subprotocol.
     fn subprotocol(&self) -> Option<&str>;
 
+    /// The negotiated extensions, as the server's `Sec-WebSocket-Extensions` stated them
+    /// (empty when none).
+    fn extensions(&self) -> &str;
+
     /// The peer's close frame, once it arrived.
     fn peer_close_frame(&self) -> Option<CloseFrame>;
 

@@ -387,6 +387,20 @@ impl Conn {
         self.inner.subprotocol()
     }
 
+    /// Returns the extensions the handshake agreed, as the server's `Sec-WebSocket-Extensions`
+    /// header stated them; empty when none. Today the only extension isosock negotiates is
+    /// permessage-deflate (RFC 7692), so a connection compresses when this starts with
+    /// `"permessage-deflate"`.
+    ///
+    /// # Platform notes
+    ///
+    /// In the browser this is `WebSocket.extensions`: browsers offer permessage-deflate on
+    /// every connection, so it is non-empty whenever the server agreed. Natively it is what
+    /// `DialOptions::compression` or `AcceptOptions::compression` led to.
+    pub fn extensions(&self) -> &str {
+        self.inner.extensions()
+    }
+
     /// Returns the close frame the peer sent, once one has been received.
     ///
     /// This is the final close status after [`close`](Conn::close) or a read that returned

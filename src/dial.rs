@@ -175,6 +175,52 @@ impl DialOptions {
         self
     }
 
+    /// Sets whether to offer permessage-deflate, and in which mode. Default:
+    /// [`Compression::Disabled`](crate::Compression::Disabled).
+    ///
+    /// The server decides: [`Response::extensions`] and [`Conn::extensions`] tell whether it
+    /// agreed. `dial` fails with [`ErrorKind::Handshake`] if the server answers with an
+    /// agreement the offer did not allow. See [`Compression`](crate::Compression) for what
+    /// each mode costs.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: the browser always offers permessage-deflate itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isosock::{Compression, DialOptions};
+    ///
+    /// let opts = DialOptions::new()
+    ///     .compression(Compression::ContextTakeover)
+    ///     .compression_threshold(256);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn compression(mut self, mode: crate::Compression) -> Self {
+        self.extras.compression.mode = mode;
+        self
+    }
+
+    /// Sets the size, in bytes, below which a message is sent uncompressed when compression
+    /// was agreed. Default: the mode's
+    /// ([`Compression::default_threshold`](crate::Compression::default_threshold): 512
+    /// bytes without context takeover, 128 with it). `0` compresses every message.
+    ///
+    /// The streaming [`Writer`](crate::Writer) compresses every message longer than its
+    /// 16 KiB frame, and a shorter one by this threshold.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only, like [`compression`](Self::compression).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.extras.compression.threshold = Some(bytes);
+        self
+    }
+
     /// Uses this rustls client configuration for `wss://` instead of the default one.
     ///
     /// The default trusts the Mozilla roots (feature `webpki-roots`, on by default) and, with
@@ -200,6 +246,8 @@ impl DialOptions {
 #[derive(Clone)]
 pub struct Response {
     pub(crate) subprotocol: Option<String>,
+    /// The server's `Sec-WebSocket-Extensions` (empty when none).
+    pub(crate) extensions: String,
     /// What only one backend can report (natively the HTTP headers).
     pub(crate) extras: backend::ResponseExtras,
 }
@@ -208,7 +256,8 @@ impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Response");
         d.field("status", &self.status())
-            .field("subprotocol", &self.subprotocol);
+            .field("subprotocol", &self.subprotocol)
+            .field("extensions", &self.extensions);
         self.extras.debug_fields(&mut d);
         d.finish()
     }
@@ -224,6 +273,13 @@ impl Response {
     /// Returns the subprotocol the server selected, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// Returns the extensions the server selected, as its `Sec-WebSocket-Extensions` header
+    /// stated them (for example `"permessage-deflate; server_no_context_takeover"`); empty
+    /// when none. The same as [`Conn::extensions`].
+    pub fn extensions(&self) -> &str {
+        &self.extensions
     }
 
     /// Returns the response's HTTP headers.

@@ -72,12 +72,13 @@ pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> 
         read_limit,
         close_timeout: std::time::Duration::from_secs(5),
         write_high_water_mark: crate::DEFAULT_WRITE_HIGH_WATER_MARK,
+        compression_threshold: 0,
     };
     let inner = Conn::from_upgraded(
         Transport::new(stream),
         Vec::new(),
         Role::Client,
-        None,
+        crate::native::Negotiated::default(),
         settings,
     );
     crate::Conn::from_backend(inner)

@@ -134,6 +134,8 @@
 mod accept;
 mod backend;
 mod close;
+#[cfg(not(target_arch = "wasm32"))]
+mod compression;
 mod conn;
 mod dial;
 mod error;
@@ -172,6 +174,9 @@ pub use accept::{
 #[cfg(all(not(target_arch = "wasm32"), feature = "hyper"))]
 pub use accept::{accept_http, Rejection, Upgrading};
 pub use close::{CloseFrame, StatusCode, MAX_CLOSE_REASON};
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+pub use compression::Compression;
 pub use conn::{Closed, Conn, Reader, Writer};
 pub use dial::{
     dial, DialOptions, Response, DEFAULT_CLOSE_TIMEOUT, DEFAULT_DIAL_TIMEOUT, DEFAULT_READ_LIMIT,

@@ -14,9 +14,20 @@ use super::frame::Role;
 use super::handshake::derive_accept_key;
 use super::http1::{has_token, read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
 use super::io::{Io, Transport};
-use super::{Conn, Settings};
+use super::extensions;
+use super::{Conn, Negotiated, Settings};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
 use crate::error::{Error, ErrorKind, Result};
+
+/// Response headers the handshake sets itself, which the `on_request` hook may not add (an
+/// extension the engine does not run would corrupt the stream).
+const HOOK_RESERVED: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
 
 /// How many headers an upgrade request may have.
 const MAX_HEADERS: usize = 64;
@@ -26,20 +37,21 @@ pub(crate) fn settings(opts: &AcceptOptions) -> Settings {
         read_limit: opts.read_limit,
         close_timeout: opts.close_timeout,
         write_high_water_mark: opts.write_high_water_mark,
+        compression_threshold: opts.compression.threshold(),
     }
 }
 
 pub(crate) fn wrap_server(
     io: impl Io,
     leftover: Vec<u8>,
-    subprotocol: Option<String>,
+    negotiated: Negotiated,
     settings: Settings,
 ) -> Conn {
     Conn::from_upgraded(
         Transport::new(io),
         leftover,
         Role::Server,
-        subprotocol,
+        negotiated,
         settings,
     )
 }
@@ -65,7 +77,7 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
     };
     let (method, version, uri, headers, leftover) = head;
     match negotiate(&method, version, &uri, &headers, opts) {
-        Ok((resp, subprotocol)) => {
+        Ok((resp, negotiated)) => {
             match tokio::time::timeout(
                 limit,
                 write_response(&mut stream, &resp.map(|()| String::new())),
@@ -87,7 +99,7 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
                     ))
                 }
             }
-            Ok(wrap_server(stream, leftover, subprotocol, settings(opts)))
+            Ok(wrap_server(stream, leftover, negotiated, settings(opts)))
         }
         Err(refusal) => {
             let (resp, err) = *refusal;
@@ -301,7 +313,7 @@ pub(crate) fn negotiate(
     uri: &Uri,
     headers: &HeaderMap,
     opts: &AcceptOptions,
-) -> std::result::Result<(Response<()>, Option<String>), Refusal> {
+) -> std::result::Result<(Response<()>, Negotiated), Refusal> {
     if version != Version::HTTP_11 {
         let what = match version {
             Version::HTTP_09 => "HTTP/0.9",
@@ -361,6 +373,14 @@ pub(crate) fn negotiate(
         ));
     }
     check_origin(headers, opts)?;
+    let ext_values = headers.get_all(http::header::SEC_WEBSOCKET_EXTENSIONS);
+    let deflate = extensions::server_accept(ext_values.iter().map(|v| v.as_bytes()), opts.compression.mode)
+        .map_err(|why| {
+            refuse(
+                HttpStatus::BAD_REQUEST,
+                format!("malformed Sec-WebSocket-Extensions: {why}"),
+            )
+        })?;
 
     let req = UpgradeRequest {
         method,
@@ -413,6 +433,15 @@ pub(crate) fn negotiate(
             h.insert(SEC_WEBSOCKET_PROTOCOL, v);
         }
     }
+    if let Some((name, _)) = decision.headers.iter().find(|(n, _)| {
+        HOOK_RESERVED
+            .iter()
+            .any(|r| n.trim().eq_ignore_ascii_case(r))
+    }) {
+        return Err(server_bug(format!(
+            "the on_request hook set the {name} header, which the handshake sets itself"
+        )));
+    }
     if decision.headers.len() != to_header_pairs(&decision.headers).len() {
         return Err(server_bug(
             "the on_request hook added an invalid response header".to_owned(),
@@ -421,7 +450,24 @@ pub(crate) fn negotiate(
     for (n, v) in to_header_pairs(&decision.headers) {
         h.append(n, v);
     }
-    Ok((resp, subprotocol))
+    let (deflate, extensions) = match deflate {
+        Some((agreement, value)) => {
+            // Built from tokens only, so always a valid header value.
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, v);
+            }
+            (Some(agreement), value)
+        }
+        None => (None, String::new()),
+    };
+    Ok((
+        resp,
+        Negotiated {
+            subprotocol,
+            extensions,
+            deflate,
+        },
+    ))
 }
 
 fn check_origin(headers: &HeaderMap, opts: &AcceptOptions) -> std::result::Result<(), Refusal> {

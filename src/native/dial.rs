@@ -15,19 +15,36 @@ use tokio::net::TcpStream;
 use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
 use super::http1::{has_token, read_head, HeadReadError};
+use super::extensions;
 use super::io::Transport;
-use super::{Conn, Settings};
+use super::{Conn, Negotiated, Settings};
+use crate::compression::{Compression, CompressionOptions};
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 
 /// What the native dial takes beyond the shared [`DialOptions`]: `DialOptions` holds one of
 /// these on every target (the browser's is empty), so the options struct is declared once.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct DialExtras {
     /// Extra headers for the upgrade request (`DialOptions::header`), checked when dialing.
     pub(crate) headers: Vec<(String, String)>,
     /// The rustls configuration for `wss://` (`DialOptions::tls_config`); `None`: the default.
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// permessage-deflate (`DialOptions::compression`).
+    pub(crate) compression: CompressionOptions,
+}
+
+impl Default for DialExtras {
+    fn default() -> Self {
+        DialExtras {
+            headers: Vec::new(),
+            tls_config: None,
+            compression: CompressionOptions {
+                mode: Compression::Disabled,
+                threshold: None,
+            },
+        }
+    }
 }
 
 impl DialExtras {
@@ -35,7 +52,8 @@ impl DialExtras {
     /// credentials redacted.
     pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
         d.field("headers", &crate::redact::Headers::pairs(&self.headers))
-            .field("tls_config", &self.tls_config.is_some());
+            .field("tls_config", &self.tls_config.is_some())
+            .field("compression", &self.compression);
     }
 }
 
@@ -176,23 +194,24 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         read_limit: opts.read_limit,
         close_timeout: opts.close_timeout,
         write_high_water_mark: opts.write_high_water_mark,
+        compression_threshold: opts.extras.compression.threshold(),
     };
-    let (leftover, headers, subprotocol) =
-        client_handshake(&mut transport, &uri, &extra, &opts.subprotocols).await?;
-    let conn = Conn::from_upgraded(
-        transport,
-        leftover,
-        Role::Client,
-        subprotocol.clone(),
-        settings,
-    );
-    Ok((
-        conn,
-        Response {
-            subprotocol,
-            extras: ResponseExtras { headers },
-        },
-    ))
+    let mode = opts.extras.compression.mode;
+    if let Some(offer) = extensions::client_offer(mode) {
+        extra.insert(
+            http::header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(offer),
+        );
+    }
+    let (leftover, headers, negotiated) =
+        client_handshake(&mut transport, &uri, &extra, &opts.subprotocols, mode).await?;
+    let response = Response {
+        subprotocol: negotiated.subprotocol.clone(),
+        extensions: negotiated.extensions.clone(),
+        extras: ResponseExtras { headers },
+    };
+    let conn = Conn::from_upgraded(transport, leftover, Role::Client, negotiated, settings);
+    Ok((conn, response))
 }
 
 /// How long a refused handshake waits for the first bytes of the response body.
@@ -200,7 +219,7 @@ const BODY_WAIT: Duration = Duration::from_secs(2);
 /// The largest handshake response head read.
 const MAX_RESPONSE_HEAD: usize = 16 << 10;
 
-type Handshake = (Vec<u8>, HeaderMap, Option<String>);
+type Handshake = (Vec<u8>, HeaderMap, Negotiated);
 
 /// Sends the upgrade request and checks the answer (RFC 6455 section 4.1). A server that
 /// selects none of the offered subprotocols is accepted, as RFC 6455 and Firefox allow. A
@@ -212,6 +231,7 @@ async fn client_handshake(
     uri: &http::Uri,
     extra: &HeaderMap,
     offered: &[String],
+    compression: Compression,
 ) -> Result<Handshake> {
     let lost = |what: &'static str| {
         move |e: std::io::Error| Error::with_source(ErrorKind::Connect, what, e)
@@ -325,11 +345,18 @@ async fn client_handshake(
     if headers.get(SEC_WEBSOCKET_ACCEPT).map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
         return Err(invalid("wrong or missing Sec-WebSocket-Accept".to_owned()));
     }
-    if headers.contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS) {
-        return Err(invalid(
-            "the server selected an extension that was not offered".to_owned(),
-        ));
-    }
+    let ext_values = headers.get_all(http::header::SEC_WEBSOCKET_EXTENSIONS);
+    let deflate = extensions::client_check(ext_values.iter().map(|v| v.as_bytes()), compression)
+        .map_err(invalid)?;
+    // As stated (several header lines joined as one list); only ASCII can have passed the
+    // check above.
+    let ext_text = ext_values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
     let subprotocol = match headers.get(SEC_WEBSOCKET_PROTOCOL) {
         None => None,
         Some(v) => {
@@ -342,7 +369,12 @@ async fn client_handshake(
             Some(p.to_owned())
         }
     };
-    Ok((body, headers, subprotocol))
+    let negotiated = Negotiated {
+        subprotocol,
+        extensions: ext_text,
+        deflate,
+    };
+    Ok((body, headers, negotiated))
 }
 
 /// The default rustls configuration, built once with the `ring` provider passed explicitly.
@@ -424,7 +456,14 @@ pub(crate) async fn handshake_for_fuzzing(
         .map_err(|_| ErrorKind::InvalidUrl)?;
     let mut transport = Transport::new(client);
     let extra = HeaderMap::new();
-    let handshake = client_handshake(&mut transport, &uri, &extra, offered);
+    // Compression offered, so the extension check is fuzzed too.
+    let handshake = client_handshake(
+        &mut transport,
+        &uri,
+        &extra,
+        offered,
+        Compression::ContextTakeover,
+    );
     let (_, result) = tokio::join!(answer, handshake);
-    result.map(|(_, _, sub)| sub).map_err(|e| e.kind())
+    result.map(|(_, _, n)| n.subprotocol).map_err(|e| e.kind())
 }

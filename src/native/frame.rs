@@ -68,6 +68,8 @@ pub(crate) struct Header {
     pub(crate) fin: bool,
     pub(crate) opcode: OpCode,
     pub(crate) mask: Option<[u8; 4]>,
+    /// RSV1: the first frame of a compressed message (permessage-deflate, RFC 7692 6).
+    pub(crate) rsv1: bool,
     /// The payload length (at most the limit `parse_header` was given).
     pub(crate) len: usize,
     /// The header's own length in bytes.
@@ -83,27 +85,64 @@ pub(crate) enum FrameError {
     TooBig { claimed: u64, limit: usize },
 }
 
-/// Parses the frame header at the start of `buf` as received by `role`, checking RFC 6455
-/// 5.1–5.5: no reserved bits (no extension is ever negotiated), no reserved opcodes, masking by
-/// clients only, control frames final and at most 125 bytes, a 64-bit length with its most
-/// significant bit clear, and a data frame's payload length within `limit` (capped at
-/// [`MAX_READ_LIMIT`]; checked from the header alone, before anything is allocated).
-/// `Ok(None)`: more bytes are needed.
+/// Parses the frame header at the start of `buf` as received by `role` on a connection
+/// without extensions; see [`parse_header_with`].
+#[cfg(any(test, fuzzing))]
 pub(crate) fn parse_header(
     buf: &[u8],
     role: Role,
     limit: usize,
 ) -> Result<Option<Header>, FrameError> {
+    parse_header_with(buf, role, limit, false)
+}
+
+/// The most compressed bytes a frame may carry under read limit `limit`: the limit plus
+/// DEFLATE's worst-case growth of incompressible data (zlib's `deflateBound` is about 0.03%
+/// plus a few bytes; this allows 0.1% plus 64), so a message that inflates to within the
+/// limit is never refused for its compressed size.
+pub(crate) fn compressed_limit(limit: usize) -> usize {
+    limit.saturating_add(limit / 1024).saturating_add(64)
+}
+
+/// Parses the frame header at the start of `buf` as received by `role`, checking RFC 6455
+/// 5.1–5.5: no reserved bits but RSV1 when permessage-deflate was agreed (`deflate`), and
+/// then only on the first frame of a data message (RFC 7692 6.1), no reserved opcodes,
+/// masking by clients only, control frames final and at most 125 bytes, a 64-bit length
+/// with its most significant bit clear, and a data frame's payload length within `limit`
+/// ([`compressed_limit`] of it with RSV1; capped at [`MAX_READ_LIMIT`]; checked from the
+/// header alone, before anything is allocated). `Ok(None)`: more bytes are needed.
+pub(crate) fn parse_header_with(
+    buf: &[u8],
+    role: Role,
+    limit: usize,
+    deflate: bool,
+) -> Result<Option<Header>, FrameError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(FrameError::Protocol(
-            "a frame has reserved bits set, but no extension was negotiated",
+            "a frame has RSV2 or RSV3 set, but no extension that uses them was negotiated",
+        ));
+    }
+    let rsv1 = b0 & 0x40 != 0;
+    if rsv1 && !deflate {
+        return Err(FrameError::Protocol(
+            "a frame has RSV1 set, but permessage-deflate was not negotiated",
         ));
     }
     let opcode = OpCode::from_bits(b0 & 0x0F)
         .ok_or(FrameError::Protocol("a frame has a reserved opcode"))?;
+    if rsv1 && opcode.is_control() {
+        return Err(FrameError::Protocol(
+            "a control frame has RSV1 set (control frames are never compressed)",
+        ));
+    }
+    if rsv1 && opcode == OpCode::Continue {
+        return Err(FrameError::Protocol(
+            "a continuation frame has RSV1 set (only a message's first frame may)",
+        ));
+    }
     let fin = b0 & 0x80 != 0;
     let masked = b1 & 0x80 != 0;
     match (role, masked) {
@@ -147,7 +186,7 @@ pub(crate) fn parse_header(
         }
     }
     // Control frames are bounded by 125 bytes above; the read limit is about messages.
-    let limit = limit.min(MAX_READ_LIMIT);
+    let limit = if rsv1 { compressed_limit(limit) } else { limit }.min(MAX_READ_LIMIT);
     let len = match usize::try_from(claimed) {
         Ok(len) if len <= limit || opcode.is_control() => len,
         _ => return Err(FrameError::TooBig { claimed, limit }),
@@ -165,6 +204,7 @@ pub(crate) fn parse_header(
         fin,
         opcode,
         mask,
+        rsv1,
         len,
         size,
     }))
@@ -201,6 +241,7 @@ pub(crate) fn apply_mask_at(data: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// Appends a frame header to `out`, with the shortest length encoding (RFC 6455 5.2).
+#[cfg(any(test, fuzzing))]
 pub(crate) fn write_header(
     out: &mut Vec<u8>,
     fin: bool,
@@ -208,7 +249,20 @@ pub(crate) fn write_header(
     mask: Option<[u8; 4]>,
     len: usize,
 ) {
-    out.push(if fin { 0x80 } else { 0 } | opcode.bits());
+    write_header_with(out, fin, false, opcode, mask, len);
+}
+
+/// Appends a frame header to `out`, with the shortest length encoding (RFC 6455 5.2), RSV1
+/// (a compressed message's first frame) set or not.
+pub(crate) fn write_header_with(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
+    out.push(if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | opcode.bits());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     if len < 126 {
         out.push(mask_bit | len as u8);
@@ -346,6 +400,38 @@ mod tests {
             parse_header(&masked(0xC1, 0, &[]), Role::Server, 10),
             Err(FrameError::Protocol(_))
         ));
+        // With permessage-deflate: RSV1 on a data message's first frame only.
+        let h = parse_header_with(&masked(0xC1, 0, &[]), Role::Server, 10, true)
+            .unwrap()
+            .unwrap();
+        assert!(h.rsv1 && h.opcode == OpCode::Text);
+        for (b0, why) in [
+            (0xE1, "RSV2"),
+            (0x91, "RSV3"),
+            (0xC0, "continuation"),
+            (0xC9, "control"),
+            (0xC8, "control"),
+        ] {
+            match parse_header_with(&masked(b0, 0, &[]), Role::Server, 10, true) {
+                Err(FrameError::Protocol(msg)) => assert!(msg.contains(why), "{msg}"),
+                other => panic!("{b0:#x}: {other:?}"),
+            }
+        }
+        // A compressed frame may exceed the limit by DEFLATE's worst-case growth only.
+        let limit = 60_000;
+        let fits = compressed_limit(limit) as u16;
+        assert!(parse_header_with(&masked(0xC2, 126, &fits.to_be_bytes()), Role::Server, limit, true)
+            .unwrap()
+            .is_some());
+        assert!(matches!(
+            parse_header_with(&masked(0xC2, 126, &(fits + 1).to_be_bytes()), Role::Server, limit, true),
+            Err(FrameError::TooBig { .. })
+        ));
+        assert!(matches!(
+            parse_header_with(&masked(0x82, 126, &fits.to_be_bytes()), Role::Server, limit, true),
+            Err(FrameError::TooBig { .. })
+        ));
+        assert_eq!(compressed_limit(usize::MAX), usize::MAX);
         assert!(matches!(
             parse_header(&masked(0x83, 0, &[]), Role::Server, 10),
             Err(FrameError::Protocol(_))

@@ -3,6 +3,7 @@
 pub(crate) mod accept;
 pub(crate) mod dial;
 mod engine;
+pub(crate) mod extensions;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 mod http1;
@@ -10,4 +11,4 @@ pub(crate) mod io;
 pub(crate) mod rt;
 
 pub(crate) use dial::{DialExtras, ResponseExtras};
-pub(crate) use engine::{Conn, Settings};
+pub(crate) use engine::{Conn, Negotiated, Settings};

@@ -366,7 +366,7 @@ async fn open(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
         opened_tx,
     );
     // If this future is dropped here, the driver sees `opened` go away and closes the socket.
-    let subprotocol = match opened.await {
+    let (subprotocol, extensions) = match opened.await {
         Ok(r) => r?,
         Err(_) => {
             return Err(Error::new(
@@ -379,11 +379,13 @@ async fn open(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
         shared,
         cmds,
         subprotocol: subprotocol.clone(),
+        extensions: extensions.clone(),
     };
     Ok((
         conn,
         Response {
             subprotocol,
+            extensions,
             extras: Default::default(),
         },
     ))
@@ -394,6 +396,8 @@ pub(crate) struct Conn {
     shared: Arc<Shared>,
     cmds: mpsc::UnboundedSender<Command>,
     subprotocol: Option<String>,
+    /// `WebSocket.extensions` once open.
+    extensions: String,
 }
 
 impl Conn {
@@ -578,6 +582,10 @@ impl Engine for Conn {
 
     fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    fn extensions(&self) -> &str {
+        &self.extensions
     }
 
     fn peer_close_frame(&self) -> Option<CloseFrame> {

@@ -20,6 +20,9 @@ use super::conn::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Message;
 
+/// What an opened socket reports: the subprotocol and the extensions the server selected.
+pub(super) type Opened = (Option<String>, String);
+
 /// How often a write waiting for `bufferedAmount` to fall re-checks it. The browser has no
 /// "drain" event, so polling is the only way.
 pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
@@ -134,7 +137,7 @@ pub(super) fn spawn(
     dial: Dial,
     shared: Arc<Shared>,
     cmds: mpsc::UnboundedReceiver<Command>,
-    opened: oneshot::Sender<Result<Option<String>>>,
+    opened: oneshot::Sender<Result<Opened>>,
 ) {
     wasm_bindgen_futures::spawn_local(async move {
         run(dial, &shared, cmds, opened).await;
@@ -146,7 +149,7 @@ async fn run(
     dial: Dial,
     shared: &Arc<Shared>,
     mut cmds: mpsc::UnboundedReceiver<Command>,
-    mut opened: oneshot::Sender<Result<Option<String>>>,
+    mut opened: oneshot::Sender<Result<Opened>>,
 ) {
     let (tx, mut events) = mpsc::unbounded();
     let socket = match Socket::open(&dial.url, &dial.shown, &dial.protocols, &tx, shared) {
@@ -221,7 +224,7 @@ async fn run(
     drop(dial_timer);
     let protocol = socket.ws.protocol();
     let subprotocol = (!protocol.is_empty()).then_some(protocol);
-    if opened.send(Ok(subprotocol)).is_err() {
+    if opened.send(Ok((subprotocol, socket.ws.extensions()))).is_err() {
         return;
     }
     let mut driver = Driver {

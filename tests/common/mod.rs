@@ -64,7 +64,7 @@ use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use isosock::{close_status, dial, DialOptions, ErrorKind, Message, MessageType, StatusCode};
 
 async fn open(url: &str) -> isosock::Conn {
-    open_with(url, DialOptions::new()).await
+    open_with(url, crate::dial_options()).await
 }
 
 async fn open_with(url: &str, opts: DialOptions) -> isosock::Conn {
@@ -118,7 +118,7 @@ pub async fn echo_empty(url: &str) {
 
 /// 1 MiB + 1 byte each way: above every default frame and buffer size.
 pub async fn echo_large(url: &str) {
-    let conn = open_with(url, DialOptions::new().read_limit(4 << 20)).await;
+    let conn = open_with(url, crate::dial_options().read_limit(4 << 20)).await;
     let data = pattern((1 << 20) + 1);
     conn.write(data.clone()).await.expect("write");
     let got = conn.read().await.expect("read");
@@ -131,7 +131,7 @@ pub async fn echo_large(url: &str) {
 
 /// A 100 KiB message written in 1000-byte pieces through `writer`, read back through `reader`.
 pub async fn streaming_writer_and_reader(url: &str) {
-    let conn = open_with(url, DialOptions::new().read_limit(1 << 20)).await;
+    let conn = open_with(url, crate::dial_options().read_limit(1 << 20)).await;
     let data = pattern(100_000);
     let mut w = conn.writer(MessageType::Binary).await.expect("writer");
     for chunk in data.chunks(1000) {
@@ -159,7 +159,7 @@ pub async fn streaming_writer_and_reader(url: &str) {
 
 /// 50 writers on one connection at once: every message arrives whole, none interleaved.
 pub async fn concurrent_writers(url: &str) {
-    let conn = open_with(url, DialOptions::new().read_limit(1 << 20)).await;
+    let conn = open_with(url, crate::dial_options().read_limit(1 << 20)).await;
     let n = 50;
     let writes = (0..n).map(|i| {
         let conn = &conn;
@@ -287,7 +287,7 @@ pub async fn close_arguments_validated(url: &str) {
 
 /// A message over the read limit fails the read with MessageTooBig and ends the connection.
 pub async fn read_limit_enforced(url: &str) {
-    let conn = open_with(url, DialOptions::new().read_limit(1000)).await;
+    let conn = open_with(url, crate::dial_options().read_limit(1000)).await;
     conn.write("!big 1000").await.expect("write");
     assert_eq!(conn.read().await.expect("at the limit").len(), 1000);
     conn.write("!big 1001").await.expect("write");
@@ -310,7 +310,7 @@ pub async fn set_read_limit_lowers(url: &str) {
 pub async fn subprotocol_negotiated(url: &str) {
     let (conn, resp) = dial(
         url,
-        &DialOptions::new().subprotocols(["nope.v9", "chat.v1"]),
+        &crate::dial_options().subprotocols(["nope.v9", "chat.v1"]),
     )
     .await
     .expect("dial");
@@ -322,7 +322,7 @@ pub async fn subprotocol_negotiated(url: &str) {
         .await
         .expect("close");
 
-    let (conn, _) = dial(url, &DialOptions::new()).await.expect("dial");
+    let (conn, _) = dial(url, &crate::dial_options()).await.expect("dial");
     assert_eq!(conn.subprotocol(), None, "none offered, none selected");
     conn.close(StatusCode::NORMAL_CLOSURE, "")
         .await
@@ -330,7 +330,7 @@ pub async fn subprotocol_negotiated(url: &str) {
 }
 
 pub async fn invalid_subprotocol_rejected(url: &str) {
-    let err = dial(url, &DialOptions::new().subprotocols(["has space"]))
+    let err = dial(url, &crate::dial_options().subprotocols(["has space"]))
         .await
         .expect_err("invalid token");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -344,14 +344,14 @@ pub async fn bad_urls_rejected() {
         "127.0.0.1:80",
         "ws://h/#frag",
     ] {
-        let err = dial(url, &DialOptions::new()).await.expect_err(url);
+        let err = dial(url, &crate::dial_options()).await.expect_err(url);
         assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{url}: {err:?}");
     }
 }
 
 /// Nothing listens on port 1 of loopback.
 pub async fn refused_connection() {
-    let err = dial("ws://127.0.0.1:1/", &DialOptions::new())
+    let err = dial("ws://127.0.0.1:1/", &crate::dial_options())
         .await
         .expect_err("nothing listens on port 1");
     assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
@@ -380,7 +380,7 @@ pub async fn close_read_sees_peer_close(url: &str) {
 /// `write_batch` sends its messages in order, and two batches from different tasks never
 /// interleave.
 pub async fn write_batch_in_order(url: &str) {
-    let conn = open_with(url, DialOptions::new().read_limit(1 << 20)).await;
+    let conn = open_with(url, crate::dial_options().read_limit(1 << 20)).await;
     let a: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
     let b: Vec<Message> = (0..50u8).map(|i| Message::binary(vec![i; 100])).collect();
     let (ra, rb) = futures_util::join!(conn.write_batch(a.clone()), conn.write_batch(b.clone()));

@@ -33,3 +33,19 @@ mod security;
 mod server;
 mod tls;
 mod util;
+
+tokio::task_local! {
+    /// The compression the shared scenarios dial with (tests/native/scenarios.rs sets it).
+    pub static COMPRESSION: isosock::Compression;
+}
+
+/// The options the shared scenarios dial with: the defaults, plus the compression mode of the
+/// scenario module running (every message compressed), if any.
+pub fn dial_options() -> isosock::DialOptions {
+    let mode = COMPRESSION
+        .try_with(|m| *m)
+        .unwrap_or(isosock::Compression::Disabled);
+    isosock::DialOptions::new()
+        .compression(mode)
+        .compression_threshold(0)
+}

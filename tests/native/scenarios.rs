@@ -4,28 +4,55 @@ use crate::common;
 use crate::util::{bounded, echo_url};
 
 /// Turns each group of `common::for_each_scenario!` into `#[tokio::test]`s, each bounded in
-/// time, the URL-taking ones against a fresh in-process echo server.
+/// time, the URL-taking ones against a fresh in-process echo server (which accepts
+/// permessage-deflate), and each dialing with `compression` (see `crate::dial_options`).
 macro_rules! tokio_scenarios {
-    (url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+    ($compression:expr; url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
         #[tokio::test]
         async fn $name() {
             use $module as shared;
             let url = echo_url().await;
-            bounded(shared::$name(&url)).await;
+            crate::COMPRESSION.scope($compression, bounded(shared::$name(&url))).await;
         }
     )*};
-    (no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+    ($compression:expr; no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
         #[tokio::test]
         async fn $name() {
             use $module as shared;
-            bounded(shared::$name()).await;
+            crate::COMPRESSION.scope($compression, bounded(shared::$name())).await;
         }
     )*};
 }
 
-common::for_each_scenario!(tokio_scenarios);
+/// Every scenario without compression.
+mod plain {
+    use super::*;
+    macro_rules! scenarios {
+        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::Disabled; $($t)*); };
+    }
+    common::for_each_scenario!(scenarios);
+}
+
+/// Every scenario again with permessage-deflate, no context kept between messages, every
+/// message compressed (threshold 0).
+mod deflate_no_context {
+    use super::*;
+    macro_rules! scenarios {
+        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::NoContextTakeover; $($t)*); };
+    }
+    common::for_each_scenario!(scenarios);
+}
+
+/// And with the window kept from message to message in both directions.
+mod deflate_context {
+    use super::*;
+    macro_rules! scenarios {
+        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::ContextTakeover; $($t)*); };
+    }
+    common::for_each_scenario!(scenarios);
+}
 
 // ---- native-only ----------------------------------------------------------------------------
 // The targets differ here, so this case is not in the shared list; its browser counterpart is

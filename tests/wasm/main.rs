@@ -19,6 +19,12 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// The echo server's URL, baked in at compile time (a page has no environment).
+/// The options the shared scenarios dial with: the defaults (the browser offers
+/// permessage-deflate by itself, and the echo server accepts it).
+fn dial_options() -> DialOptions {
+    DialOptions::new()
+}
+
 fn echo_url() -> &'static str {
     match option_env!("ISOSOCK_ECHO_URL") {
         Some(url) => url,

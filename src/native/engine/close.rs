@@ -413,6 +413,7 @@ mod tests {
                 read_limit: 1 << 20,
                 close_timeout: Duration::from_millis(100),
                 write_high_water_mark: 1 << 20,
+                compression_threshold: 0,
             };
             let (conn, _peer) = pair_with(Role::Server, settings, 64 << 10);
             let err = conn

@@ -9,6 +9,7 @@
 //! | [`close`] | the close state machine: who closed, the handshake, the terminal error | `close` (`state`, `changed`) |
 //! | [`ping`] | pings sent and their pongs | `pings` |
 //! | [`utf8`] | the incremental UTF-8 check | (none) |
+//! | [`deflate`] | permessage-deflate's compressor and decompressor | (held under `write.msg_lock` and in `read`) |
 //!
 //! # Memory
 //!
@@ -35,6 +36,7 @@
 //! other way round. The std mutexes are held only within one poll or one synchronous step.
 
 mod close;
+mod deflate;
 mod ping;
 mod read;
 mod utf8;
@@ -50,6 +52,7 @@ use std::time::Duration;
 use futures_util::lock::Mutex as AsyncMutex;
 use futures_util::task::AtomicWaker;
 
+use super::extensions::Agreement;
 use super::frame::Role;
 use super::io::Transport;
 use crate::backend::Engine;
@@ -67,6 +70,18 @@ pub(crate) struct Settings {
     pub(crate) close_timeout: Duration,
     /// Queued bytes beyond which a write waits before it queues (see `write::poll_room`).
     pub(crate) write_high_water_mark: usize,
+    /// Messages shorter than this are sent uncompressed (when compression was agreed).
+    pub(crate) compression_threshold: usize,
+}
+
+/// What the opening handshake agreed, beyond the stream itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Negotiated {
+    pub(crate) subprotocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` value of the `101` response; empty when none.
+    pub(crate) extensions: String,
+    /// The permessage-deflate agreement, if any.
+    pub(crate) deflate: Option<Agreement>,
 }
 
 /// Everything a connection's handles and futures share. Each concern's fields and methods
@@ -101,6 +116,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Conn {
     shared: Arc<Shared>,
     subprotocol: Option<String>,
+    extensions: String,
 }
 
 impl Conn {
@@ -110,15 +126,42 @@ impl Conn {
         transport: Transport,
         leftover: Vec<u8>,
         role: Role,
-        subprotocol: Option<String>,
+        negotiated: Negotiated,
         settings: Settings,
     ) -> Self {
+        // Each side compresses with its own window and drops its context as agreed; the
+        // peer's choices decide this side's decompressor.
+        let (deflater, inflater) = match negotiated.deflate {
+            None => (None, None),
+            Some(a) => {
+                let (send_bits, send_reset, recv_reset) = match role {
+                    Role::Server => (
+                        a.server_max_window_bits,
+                        a.server_no_context_takeover,
+                        a.client_no_context_takeover,
+                    ),
+                    Role::Client => (
+                        a.client_max_window_bits,
+                        a.client_no_context_takeover,
+                        a.server_no_context_takeover,
+                    ),
+                };
+                let send = deflate::Direction {
+                    window_bits: send_bits,
+                    reset: send_reset,
+                };
+                (
+                    deflate::Deflater::new(send, settings.compression_threshold),
+                    Some(deflate::Inflater::new(recv_reset)),
+                )
+            }
+        };
         Conn {
             shared: Arc::new(Shared {
                 io: Mutex::new(transport),
-                read: AsyncMutex::new(read::ReadState::with_leftover(&leftover)),
+                read: AsyncMutex::new(read::ReadState::new(&leftover, inflater)),
                 reader_waker: AtomicWaker::new(),
-                write: write::WriteQueue::default(),
+                write: write::WriteQueue::new(deflater),
                 close: close::CloseState::default(),
                 pings: ping::Pings::default(),
                 role,
@@ -126,7 +169,8 @@ impl Conn {
                 settings,
                 received: AtomicU64::new(0),
             }),
-            subprotocol,
+            subprotocol: negotiated.subprotocol,
+            extensions: negotiated.extensions,
         }
     }
 
@@ -181,6 +225,10 @@ impl Engine for Conn {
 
     fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    fn extensions(&self) -> &str {
+        &self.extensions
     }
 
     fn peer_close_frame(&self) -> Option<CloseFrame> {
@@ -259,7 +307,7 @@ mod tests {
                 crate::native::io::Transport::new(ours),
                 leftover,
                 Role::Client,
-                None,
+                super::Negotiated::default(),
                 super::testing::settings(1 << 20),
             );
             assert_eq!(
@@ -279,7 +327,7 @@ mod testing {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    use super::{Conn, Settings};
+    use super::{Conn, Negotiated, Settings};
     use crate::native::frame::{self, OpCode, Role};
     use crate::native::io::Transport;
 
@@ -294,13 +342,24 @@ mod testing {
             read_limit,
             close_timeout: Duration::from_secs(5),
             write_high_water_mark: 1 << 20,
+            compression_threshold: 0,
         }
     }
 
     /// A connection with these settings over a pipe of `pipe` bytes each way.
     pub(super) fn pair_with(role: Role, settings: Settings, pipe: usize) -> (Conn, DuplexStream) {
+        pair_negotiated(role, settings, pipe, Negotiated::default())
+    }
+
+    /// A connection with these settings and this agreement (compression).
+    pub(super) fn pair_negotiated(
+        role: Role,
+        settings: Settings,
+        pipe: usize,
+        negotiated: Negotiated,
+    ) -> (Conn, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(pipe);
-        let conn = Conn::from_upgraded(Transport::new(ours), Vec::new(), role, None, settings);
+        let conn = Conn::from_upgraded(Transport::new(ours), Vec::new(), role, negotiated, settings);
         (conn, theirs)
     }
 

@@ -14,7 +14,8 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::utf8::Utf8Text;
+use super::deflate::{InflateError, Inflater};
+use super::utf8::{growth_within, Utf8Text};
 use super::{lock, Shared};
 use crate::close::StatusCode;
 use crate::error::{Error, ErrorKind, Result};
@@ -43,6 +44,11 @@ pub(super) struct ReadState {
     text: Utf8Text,
     /// A pong was queued: reading waits until it is written (backpressure on ping floods).
     pong_target: Option<u64>,
+    /// permessage-deflate's decompressor, when it was agreed.
+    inflater: Option<Inflater>,
+    /// The message being received is compressed (its first frame had RSV1): its frames are
+    /// inflated as they arrive into `partial` (or `text`).
+    compressed: bool,
 }
 
 /// A frame being received, after its header.
@@ -53,6 +59,8 @@ struct InFrame {
     mask: Option<[u8; 4]>,
     /// Part of a text message: its payload goes through the UTF-8 check as it arrives.
     text: bool,
+    /// Part of a compressed message: its payload is inflated as it arrives.
+    compressed: bool,
     /// Payload bytes still to come.
     left: usize,
     /// Payload bytes already consumed (a text frame's, as they arrived): the mask's offset.
@@ -83,10 +91,12 @@ pub(super) enum Step {
 }
 
 impl ReadState {
-    /// The state of a new connection, with what was read past the handshake.
-    pub(super) fn with_leftover(leftover: &[u8]) -> Self {
+    /// The state of a new connection, with what was read past the handshake and the
+    /// decompressor if permessage-deflate was agreed.
+    pub(super) fn new(leftover: &[u8], inflater: Option<Inflater>) -> Self {
         ReadState {
             buf: BytesMut::from(leftover),
+            inflater,
             ..ReadState::default()
         }
     }
@@ -111,8 +121,11 @@ impl ReadState {
             (OpCode::Continue, None) => Some(protocol_error(
                 "a continuation frame arrived with no message to continue",
             )),
-            // The limit may have been lowered since the earlier fragments arrived.
-            (OpCode::Continue, Some(_)) if h.len > limit.saturating_sub(self.partial_len()) => {
+            // The limit may have been lowered since the earlier fragments arrived. (A compressed
+            // message's inflated size is checked as it inflates instead.)
+            (OpCode::Continue, Some(_))
+                if !self.compressed && h.len > limit.saturating_sub(self.partial_len()) =>
+            {
                 let total = (self.partial_len() as u64).saturating_add(h.len as u64);
                 Some(too_big(format!(
                     "a fragmented message of at least {total} bytes exceeds the read limit of \
@@ -124,7 +137,76 @@ impl ReadState {
     }
 }
 
+impl ReadState {
+    /// Inflates the next compressed bytes of the message being received into its text or
+    /// binary output, counting the inflated bytes against `limit` as they come; with `fin`,
+    /// the message ends. `Some` ends the read: 1009 past the limit, 1007 for invalid UTF-8 or
+    /// data that does not inflate.
+    fn inflate_piece(&mut self, piece: &[u8], fin: bool, limit: usize) -> Option<Step> {
+        #[derive(Clone, Copy)]
+        enum Refusal {
+            TooBig,
+            Utf8,
+        }
+        let mut refusal = Refusal::TooBig;
+        let (Some(inflater), Some(partial)) = (self.inflater.as_mut(), self.partial.as_mut())
+        else {
+            return Some(protocol_error("compressed data arrived outside a compressed message"));
+        };
+        let res = match partial {
+            Partial::Text => {
+                let text = &mut self.text;
+                inflater.inflate(piece, fin, |b| {
+                    if b.len() > limit.saturating_sub(text.len()) {
+                        return false;
+                    }
+                    text.reserve_within(b.len(), limit);
+                    let ok = text.feed(b);
+                    if !ok {
+                        refusal = Refusal::Utf8;
+                    }
+                    ok
+                })
+            }
+            Partial::Binary(data) => inflater.inflate(piece, fin, |b| {
+                if b.len() > limit.saturating_sub(data.len()) {
+                    return false;
+                }
+                if let Some(more) = growth_within(data.len(), data.capacity(), b.len(), limit) {
+                    data.reserve_exact(more);
+                }
+                data.extend_from_slice(b);
+                true
+            }),
+        };
+        match res {
+            Ok(()) => None,
+            Err(InflateError::Corrupt(why)) => Some(Step::Fail {
+                err: Error::new(
+                    ErrorKind::InvalidData,
+                    format!("a compressed message does not inflate ({why}); closed with 1007"),
+                ),
+                code: StatusCode::INVALID_FRAME_PAYLOAD_DATA,
+                reason: "invalid compressed data",
+            }),
+            Err(InflateError::Refused) => Some(match refusal {
+                Refusal::Utf8 => invalid_utf8(),
+                Refusal::TooBig => too_big(format!(
+                    "a compressed message inflates to more than the read limit of {limit}                      bytes; closed with 1009"
+                )),
+            }),
+        }
+    }
+}
+
 impl Shared {
+    /// The read limit in effect.
+    fn limit(&self) -> usize {
+        self.read_limit
+            .load(Ordering::Relaxed)
+            .min(frame::MAX_READ_LIMIT)
+    }
+
     /// Reads the next data message; the caller holds the read lock.
     pub(super) async fn read_locked(&self, rs: &mut ReadState) -> Result<Message> {
         if let Some(t) = self.terminal() {
@@ -166,16 +248,24 @@ impl Shared {
                 },
             };
             if rs.buf.len() < f.left {
-                if f.text && !rs.buf.is_empty() {
-                    // Check the text as it arrives, so invalid UTF-8 fails the connection
-                    // before the rest of the frame is read; its characters move to the text.
+                if (f.text || f.compressed) && !rs.buf.is_empty() {
+                    // Inflate compressed bytes as they arrive (so memory is bounded by the
+                    // read limit, not by what the peer claims), and check text as it arrives,
+                    // so invalid UTF-8 fails the connection before the rest of the frame is
+                    // read; its characters move to the text.
                     if let Some(key) = f.mask {
                         frame::apply_mask_at(&mut rs.buf, key, f.done);
                     }
-                    if !rs.text.feed(&rs.buf) {
+                    let piece = std::mem::take(&mut rs.buf);
+                    if f.compressed {
+                        if let Some(step) = rs.inflate_piece(&piece, false, self.limit()) {
+                            return Poll::Ready(step);
+                        }
+                    } else if !rs.text.feed(&piece) {
                         return Poll::Ready(invalid_utf8());
                     }
-                    let n = rs.buf.len();
+                    let n = piece.len();
+                    rs.buf = piece;
                     rs.buf.clear();
                     rs.frame = Some(InFrame {
                         left: f.left - n,
@@ -201,7 +291,7 @@ impl Shared {
                 frame::apply_mask_at(&mut payload, key, f.done);
             }
             self.received.fetch_add(1, Ordering::Relaxed);
-            if let Some(step) = self.on_frame(rs, f, payload) {
+            if let Some(step) = self.on_frame(rs, f, payload, self.limit()) {
                 return Poll::Ready(step);
             }
         }
@@ -210,11 +300,15 @@ impl Shared {
     /// Parses and consumes the next frame's header, if it is all there, deciding everything
     /// the header alone decides before any payload is read.
     fn next_header(&self, rs: &mut ReadState) -> std::result::Result<Option<InFrame>, Step> {
-        let limit = self
-            .read_limit
-            .load(Ordering::Relaxed)
-            .min(frame::MAX_READ_LIMIT);
-        let h = match frame::parse_header(&rs.buf, self.role, limit) {
+        let limit = self.limit();
+        // A compressed message's continuation frames carry compressed bytes too.
+        let frame_limit = if rs.compressed {
+            frame::compressed_limit(limit)
+        } else {
+            limit
+        };
+        let deflate = rs.inflater.is_some();
+        let h = match frame::parse_header_with(&rs.buf, self.role, frame_limit, deflate) {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(None),
             Err(FrameError::Protocol(why)) => return Err(protocol_error(why)),
@@ -229,6 +323,14 @@ impl Shared {
             return Err(step);
         }
         rs.buf.advance(h.size);
+        if h.rsv1 {
+            // A compressed message: its output collects from its first byte on.
+            rs.compressed = true;
+            rs.partial = Some(match h.opcode {
+                OpCode::Text => Partial::Text,
+                _ => Partial::Binary(Vec::new()),
+            });
+        }
         let text = match h.opcode {
             OpCode::Text => true,
             OpCode::Continue => matches!(rs.partial, Some(Partial::Text)),
@@ -239,6 +341,7 @@ impl Shared {
             opcode: h.opcode,
             mask: h.mask,
             text,
+            compressed: rs.compressed && !h.opcode.is_control(),
             left: h.len,
             done: 0,
         };
@@ -302,8 +405,17 @@ impl Shared {
 
     /// Handles one complete frame (its header already checked by `check_sequence`); `Some`
     /// ends the read.
-    fn on_frame(&self, rs: &mut ReadState, f: InFrame, payload: BytesMut) -> Option<Step> {
+    fn on_frame(
+        &self,
+        rs: &mut ReadState,
+        f: InFrame,
+        payload: BytesMut,
+        limit: usize,
+    ) -> Option<Step> {
         match f.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continue if f.compressed => {
+                on_compressed(rs, f, &payload, limit)
+            }
             OpCode::Text | OpCode::Binary | OpCode::Continue => on_data(rs, f, payload),
             OpCode::Ping => {
                 if !lock(&self.close.state).close_sent {
@@ -339,6 +451,26 @@ impl Shared {
             }),
         }
     }
+}
+
+/// A compressed message's frame, complete (its earlier pieces were inflated as they
+/// arrived): the rest is inflated, and with the final frame the message is done.
+fn on_compressed(rs: &mut ReadState, f: InFrame, payload: &[u8], limit: usize) -> Option<Step> {
+    if let Some(step) = rs.inflate_piece(payload, f.fin, limit) {
+        return Some(step);
+    }
+    if !f.fin {
+        return None;
+    }
+    rs.compressed = false;
+    Some(match rs.partial.take() {
+        Some(Partial::Text) => match rs.text.take() {
+            Some(t) => Step::Message(Message::Text(t)),
+            None => invalid_utf8(),
+        },
+        Some(Partial::Binary(data)) => Step::Message(Message::Binary(Bytes::from(data))),
+        None => protocol_error("a compressed message ended that had not started"),
+    })
 }
 
 /// A complete data frame: a message, or one more fragment of one.

@@ -59,6 +59,15 @@ impl Utf8Text {
         true
     }
 
+    /// Makes room for `extra` more bytes, growing geometrically but never past `limit` bytes
+    /// of capacity when the text fits in it (so a read limit bounds the allocation too).
+    pub(super) fn reserve_within(&mut self, extra: usize, limit: usize) {
+        let (len, cap) = (self.text.len(), self.text.capacity());
+        if let Some(more) = growth_within(len, cap, extra, limit) {
+            self.text.reserve_exact(more);
+        }
+    }
+
     /// Bytes fed so far (a split character's included).
     pub(super) fn len(&self) -> usize {
         self.text.len() + self.pending_len
@@ -72,6 +81,18 @@ impl Utf8Text {
         let text = std::mem::take(&mut self.text);
         complete.then_some(text)
     }
+}
+
+/// How much to reserve (exactly) on a buffer of `len` bytes and capacity `cap` so that
+/// `extra` more fit: `None` if they already do; otherwise double the capacity, but not past
+/// `limit`, and never less than needed.
+pub(super) fn growth_within(len: usize, cap: usize, extra: usize, limit: usize) -> Option<usize> {
+    let need = len.saturating_add(extra);
+    if need <= cap {
+        return None;
+    }
+    let target = cap.saturating_mul(2).min(limit).max(need);
+    Some(target - len)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::lock::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use tokio::io::AsyncWrite;
 
+use super::deflate::Deflater;
 use super::{lock, Shared};
 use crate::backend::FrameSink;
 use crate::error::{Error, ErrorKind, Result};
@@ -34,8 +35,9 @@ const MAX_SLICES: usize = 32;
 
 /// The write side of a connection.
 pub(super) struct WriteQueue {
-    /// Lock 2: whole messages in order.
-    msg_lock: AsyncMutex<()>,
+    /// Lock 2: whole messages in order, and the compressor their bytes go through (when
+    /// permessage-deflate was agreed and this side may compress).
+    msg_lock: AsyncMutex<Option<Deflater>>,
     /// Lock 3: the bytes to write.
     out: Mutex<Output>,
     writers: Arc<WakeAll>,
@@ -43,11 +45,12 @@ pub(super) struct WriteQueue {
     writers_waker: Waker,
 }
 
-impl Default for WriteQueue {
-    fn default() -> Self {
+impl WriteQueue {
+    /// The write side of a new connection, with its compressor if it compresses.
+    pub(super) fn new(deflater: Option<Deflater>) -> Self {
         let writers = Arc::new(WakeAll::default());
         WriteQueue {
-            msg_lock: AsyncMutex::new(()),
+            msg_lock: AsyncMutex::new(deflater),
             out: Mutex::new(Output::default()),
             writers_waker: Waker::from(writers.clone()),
             writers,
@@ -159,12 +162,12 @@ impl Shared {
         msgs: impl IntoIterator<Item = Message>,
     ) -> Result<()> {
         let target = {
-            let _guard = self.write.msg_lock.lock().await;
+            let mut deflater = self.write.msg_lock.lock().await;
             self.check_writable()?;
             poll_fn(|cx| self.poll_room(cx)).await?;
             let mut target = 0;
             for msg in msgs {
-                target = self.enqueue_message(msg)?;
+                target = self.enqueue_message(deflater.as_mut(), msg)?;
             }
             target
             // The messages are queued whole: the next writer may queue behind them while this
@@ -179,26 +182,48 @@ impl Shared {
         self.check_writable()?;
         Ok(WriteGuard {
             shared: self,
-            _guard: guard,
+            guard,
             target: None,
+            compressing: false,
         })
     }
 
-    /// Queues one whole message as one frame; returns the byte count the queue must reach for
-    /// it to be written. A large payload is shared, not copied (a client masks it in place
-    /// when the caller's `Bytes` is not shared; otherwise it is copied and masked).
-    fn enqueue_message(&self, msg: Message) -> Result<u64> {
-        if msg.len() < SHARE_MIN {
-            let (opcode, payload) = match &msg {
-                Message::Text(t) => (OpCode::Text, t.as_bytes()),
-                Message::Binary(b) => (OpCode::Binary, &b[..]),
-            };
-            return self.enqueue(true, opcode, payload);
-        }
-        let (opcode, payload) = match msg {
-            Message::Text(t) => (OpCode::Text, Bytes::from(t.into_bytes())),
-            Message::Binary(b) => (OpCode::Binary, b),
+    /// Queues one whole message as one frame, compressed if a compressor is given and the
+    /// message reaches its threshold; returns the byte count the queue must reach for it to be
+    /// written. A large payload is shared, not copied (a client masks it in place when the
+    /// caller's `Bytes` is not shared; otherwise it is copied and masked).
+    fn enqueue_message(&self, deflater: Option<&mut Deflater>, msg: Message) -> Result<u64> {
+        let opcode = match &msg {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
         };
+        if let Some(d) = deflater.filter(|d| d.wants(msg.len())) {
+            let data = match &msg {
+                Message::Text(t) => t.as_bytes(),
+                Message::Binary(b) => &b[..],
+            };
+            let mut packed = Vec::new();
+            d.compress(data, true, &mut packed);
+            // Without context takeover a message that did not shrink may go as it is.
+            if !(d.may_skip() && packed.len() >= data.len()) {
+                return self.enqueue_owned(opcode, true, Bytes::from(packed));
+            }
+        }
+        let payload = match msg {
+            Message::Text(t) if t.len() >= SHARE_MIN => Bytes::from(t.into_bytes()),
+            Message::Binary(b) if b.len() >= SHARE_MIN => b,
+            Message::Text(t) => return self.enqueue_frame(true, false, opcode, t.as_bytes()),
+            Message::Binary(b) => return self.enqueue_frame(true, false, opcode, &b),
+        };
+        self.enqueue_owned(opcode, false, payload)
+    }
+
+    /// Queues one whole message's payload as one frame: copied when short, shared when at
+    /// least `SHARE_MIN` long (masked in place by a client when nobody else holds it).
+    fn enqueue_owned(&self, opcode: OpCode, rsv1: bool, payload: Bytes) -> Result<u64> {
+        if payload.len() < SHARE_MIN {
+            return self.enqueue_frame(true, rsv1, opcode, &payload);
+        }
         let (mask, payload) = match self.role {
             Role::Server => (None, payload),
             Role::Client => match payload.try_into_mut() {
@@ -207,7 +232,7 @@ impl Shared {
                     frame::apply_mask(&mut owned, key);
                     (Some(key), owned.freeze())
                 }
-                Err(shared) => return self.enqueue(true, opcode, &shared),
+                Err(shared) => return self.enqueue_frame(true, rsv1, opcode, &shared),
             },
         };
         let mut out = lock(&self.write.out);
@@ -215,7 +240,7 @@ impl Shared {
             return Err(self.write_failed(e.clone()));
         }
         let start = out.buf.len();
-        frame::write_header(&mut out.buf, true, opcode, mask, payload.len());
+        frame::write_header_with(&mut out.buf, true, rsv1, opcode, mask, payload.len());
         out.queued += (out.buf.len() - start + payload.len()) as u64;
         out.push_shared(payload);
         Ok(out.queued)
@@ -224,6 +249,11 @@ impl Shared {
     /// Queues one frame, copying its payload; returns the byte count the queue must reach for
     /// it to be written.
     pub(super) fn enqueue(&self, fin: bool, opcode: OpCode, payload: &[u8]) -> Result<u64> {
+        self.enqueue_frame(fin, false, opcode, payload)
+    }
+
+    /// [`enqueue`](Self::enqueue) with RSV1 (a compressed message's first frame) set or not.
+    fn enqueue_frame(&self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) -> Result<u64> {
         let mut out = lock(&self.write.out);
         if let Some(e) = &out.error {
             return Err(self.write_failed(e.clone()));
@@ -233,7 +263,7 @@ impl Shared {
             Role::Server => None,
         };
         let start = out.buf.len();
-        frame::write_header(&mut out.buf, fin, opcode, mask, payload.len());
+        frame::write_header_with(&mut out.buf, fin, rsv1, opcode, mask, payload.len());
         let body = out.buf.len();
         out.buf.extend_from_slice(payload);
         if let Some(key) = mask {
@@ -342,22 +372,28 @@ impl Shared {
 /// The message-level write lock held by a `Writer`.
 pub(crate) struct WriteGuard<'a> {
     shared: &'a Shared,
-    _guard: AsyncMutexGuard<'a, ()>,
+    /// The message lock, and the compressor under it.
+    guard: AsyncMutexGuard<'a, Option<Deflater>>,
     /// The queue position the frame in flight must reach.
     target: Option<u64>,
+    /// The message being written is compressed (decided at its first frame).
+    compressing: bool,
 }
 
 impl std::fmt::Debug for WriteGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteGuard")
             .field("in_flight", &self.target.is_some())
+            .field("compressing", &self.compressing)
             .finish_non_exhaustive()
     }
 }
 
 impl FrameSink for WriteGuard<'_> {
     /// Sends one frame of the current message and waits until it is written (so a long
-    /// message never holds more than one frame in memory).
+    /// message never holds more than one frame in memory). With a compressor, a message is
+    /// compressed if it is longer than one frame or reaches the threshold; each frame's
+    /// bytes are compressed and flushed as they are sent.
     fn poll_send_frame(
         &mut self,
         cx: &mut Context<'_>,
@@ -381,7 +417,21 @@ impl FrameSink for WriteGuard<'_> {
                     (true, MessageType::Text) => OpCode::Text,
                     (true, MessageType::Binary) => OpCode::Binary,
                 };
-                match shared.enqueue(fin, opcode, payload) {
+                if first {
+                    self.compressing = self
+                        .guard
+                        .as_ref()
+                        .is_some_and(|d| !fin || d.wants(payload.len()));
+                }
+                let queued = match self.guard.as_mut().filter(|_| self.compressing) {
+                    Some(d) => {
+                        let mut packed = Vec::new();
+                        d.compress(payload, fin, &mut packed);
+                        shared.enqueue_frame(fin, first, opcode, &packed)
+                    }
+                    None => shared.enqueue(fin, opcode, payload),
+                };
+                match queued {
                     Ok(t) => *self.target.insert(t),
                     Err(e) => return Poll::Ready(Err(e)),
                 }
@@ -468,6 +518,7 @@ mod tests {
                 read_limit: 1 << 20,
                 close_timeout: Duration::from_secs(5),
                 write_high_water_mark: 8 << 10,
+                compression_threshold: 0,
             };
             // A 1 KiB pipe nobody reads: the socket soon takes nothing more.
             let (conn, _peer) = pair_with(Role::Server, settings, 1 << 10);
