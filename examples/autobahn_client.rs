@@ -6,7 +6,9 @@
 //! Usage: `cargo run --release --example autobahn_client -- [URL]` (default
 //! `ws://127.0.0.1:9001`, the fuzzing server's address).
 //!
-//! It reads messages up to 64 MiB (the 9.x cases send 16 MiB ones).
+//! It reads messages up to 64 MiB (the 9.x cases send 16 MiB ones) and offers
+//! permessage-deflate with context takeover, compressing every message (the 12.x and 13.x
+//! cases).
 
 // Native only: `cargo test --target wasm32-unknown-unknown` builds the examples too.
 #[cfg(target_arch = "wasm32")]
@@ -19,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use isosock::{dial, Conn, DialOptions, ErrorKind};
+    use isosock::{dial, Compression, Conn, DialOptions, ErrorKind};
 
     const AGENT: &str = "isosock";
 
@@ -28,7 +30,10 @@ mod native {
         let base = std::env::args()
             .nth(1)
             .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
-        let opts = DialOptions::new().read_limit(64 << 20);
+        let opts = DialOptions::new()
+            .read_limit(64 << 20)
+            .compression(Compression::ContextTakeover)
+            .compression_threshold(0);
 
         let (conn, _) = dial(&format!("{base}/getCaseCount"), &opts)
             .await

@@ -5,7 +5,9 @@
 //! Usage: `cargo run --release --example autobahn_server -- [PORT]` (default 9002; 0 picks a
 //! free port). The first line on stdout is `listening on ws://127.0.0.1:PORT`.
 //!
-//! It reads messages up to 64 MiB (the 9.x cases send 16 MiB ones).
+//! It reads messages up to 64 MiB (the 9.x cases send 16 MiB ones) and accepts
+//! permessage-deflate with context takeover, compressing every message (the 12.x and 13.x
+//! cases).
 
 // Native only: `cargo test --target wasm32-unknown-unknown` builds the examples too.
 #[cfg(target_arch = "wasm32")]
@@ -20,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 mod native {
     use std::time::Duration;
 
-    use isosock::{accept, AcceptOptions, Conn, ErrorKind};
+    use isosock::{accept, AcceptOptions, Compression, Conn, ErrorKind};
     use tokio::net::TcpListener;
 
     #[tokio::main]
@@ -31,7 +33,10 @@ mod native {
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("listening on ws://{}", listener.local_addr()?);
-        let opts = AcceptOptions::new().read_limit(64 << 20);
+        let opts = AcceptOptions::new()
+            .read_limit(64 << 20)
+            .compression(Compression::ContextTakeover)
+            .compression_threshold(0);
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::extensions;
 use super::frame::Role;
 use super::handshake::derive_accept_key;
 use super::http1::{has_token, read_head, HeadReadError, TLS_HANDSHAKE_RECORD};
 use super::io::{Io, Transport};
-use super::extensions;
 use super::{Conn, Negotiated, Settings};
 use crate::accept::{to_header_pairs, AcceptOptions, UpgradeRequest, MAX_REQUEST_HEAD};
 use crate::error::{Error, ErrorKind, Result};
@@ -374,13 +374,16 @@ pub(crate) fn negotiate(
     }
     check_origin(headers, opts)?;
     let ext_values = headers.get_all(http::header::SEC_WEBSOCKET_EXTENSIONS);
-    let deflate = extensions::server_accept(ext_values.iter().map(|v| v.as_bytes()), opts.compression.mode)
-        .map_err(|why| {
-            refuse(
-                HttpStatus::BAD_REQUEST,
-                format!("malformed Sec-WebSocket-Extensions: {why}"),
-            )
-        })?;
+    let deflate = extensions::server_accept(
+        ext_values.iter().map(|v| v.as_bytes()),
+        opts.compression.mode,
+    )
+    .map_err(|why| {
+        refuse(
+            HttpStatus::BAD_REQUEST,
+            format!("malformed Sec-WebSocket-Extensions: {why}"),
+        )
+    })?;
 
     let req = UpgradeRequest {
         method,

@@ -12,10 +12,10 @@ use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::extensions;
 use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
 use super::http1::{has_token, read_head, HeadReadError};
-use super::extensions;
 use super::io::Transport;
 use super::{Conn, Negotiated, Settings};
 use crate::compression::{Compression, CompressionOptions};

@@ -119,9 +119,7 @@ pub(crate) fn parse<'a>(
                     }
                     Some(b';') => c.i += 1,
                     Some(b) => {
-                        return Err(format!(
-                            "unexpected byte {b:#04x} after extension {name:?}"
-                        ))
+                        return Err(format!("unexpected byte {b:#04x} after extension {name:?}"))
                     }
                 }
                 c.skip_ws();
@@ -461,8 +459,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.server_max_window_bits, 12);
-        assert!(server_accept([&b"permessage-deflate; ="[..]], Compression::ContextTakeover)
-            .is_err());
+        assert!(server_accept(
+            [&b"permessage-deflate; ="[..]],
+            Compression::ContextTakeover
+        )
+        .is_err());
     }
 
     fn check(resp: &str, mode: Compression) -> Result<Option<Agreement>, String> {
@@ -478,7 +479,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!((a.client_max_window_bits, a.server_max_window_bits), (9, 10));
+        assert_eq!(
+            (a.client_max_window_bits, a.server_max_window_bits),
+            (9, 10)
+        );
         let a = check(
             "permessage-deflate; server_no_context_takeover",
             Compression::NoContextTakeover,

@@ -420,15 +420,30 @@ mod tests {
         // A compressed frame may exceed the limit by DEFLATE's worst-case growth only.
         let limit = 60_000;
         let fits = compressed_limit(limit) as u16;
-        assert!(parse_header_with(&masked(0xC2, 126, &fits.to_be_bytes()), Role::Server, limit, true)
-            .unwrap()
-            .is_some());
+        assert!(parse_header_with(
+            &masked(0xC2, 126, &fits.to_be_bytes()),
+            Role::Server,
+            limit,
+            true
+        )
+        .unwrap()
+        .is_some());
         assert!(matches!(
-            parse_header_with(&masked(0xC2, 126, &(fits + 1).to_be_bytes()), Role::Server, limit, true),
+            parse_header_with(
+                &masked(0xC2, 126, &(fits + 1).to_be_bytes()),
+                Role::Server,
+                limit,
+                true
+            ),
             Err(FrameError::TooBig { .. })
         ));
         assert!(matches!(
-            parse_header_with(&masked(0x82, 126, &fits.to_be_bytes()), Role::Server, limit, true),
+            parse_header_with(
+                &masked(0x82, 126, &fits.to_be_bytes()),
+                Role::Server,
+                limit,
+                true
+            ),
             Err(FrameError::TooBig { .. })
         ));
         assert_eq!(compressed_limit(usize::MAX), usize::MAX);

@@ -224,7 +224,10 @@ async fn run(
     drop(dial_timer);
     let protocol = socket.ws.protocol();
     let subprotocol = (!protocol.is_empty()).then_some(protocol);
-    if opened.send(Ok((subprotocol, socket.ws.extensions()))).is_err() {
+    if opened
+        .send(Ok((subprotocol, socket.ws.extensions())))
+        .is_err()
+    {
         return;
     }
     let mut driver = Driver {

@@ -306,9 +306,14 @@ mod tests {
             true
         };
         i.inflate(&[0xf2, 0x48, 0xcd], false, &mut sink).unwrap();
-        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], true, &mut sink).unwrap();
-        i.inflate(&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], true, &mut sink)
+        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], true, &mut sink)
             .unwrap();
+        i.inflate(
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+            true,
+            &mut sink,
+        )
+        .unwrap();
         assert_eq!(got, b"HelloHello");
     }
 

@@ -359,7 +359,8 @@ mod testing {
         negotiated: Negotiated,
     ) -> (Conn, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(pipe);
-        let conn = Conn::from_upgraded(Transport::new(ours), Vec::new(), role, negotiated, settings);
+        let conn =
+            Conn::from_upgraded(Transport::new(ours), Vec::new(), role, negotiated, settings);
         (conn, theirs)
     }
 

@@ -151,7 +151,9 @@ impl ReadState {
         let mut refusal = Refusal::TooBig;
         let (Some(inflater), Some(partial)) = (self.inflater.as_mut(), self.partial.as_mut())
         else {
-            return Some(protocol_error("compressed data arrived outside a compressed message"));
+            return Some(protocol_error(
+                "compressed data arrived outside a compressed message",
+            ));
         };
         let res = match partial {
             Partial::Text => {

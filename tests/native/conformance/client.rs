@@ -14,7 +14,7 @@ use crate::util::bounded;
 /// Runs `dial` against a raw server that reads the upgrade request and writes whatever
 /// `respond` returns for it; gives back the dial's result, the server's socket and the
 /// request head.
-async fn handshake_with(
+pub(super) async fn handshake_with(
     opts: DialOptions,
     respond: impl FnOnce(&str) -> Vec<u8>,
 ) -> (isosock::Result<Conn>, TcpStream, String) {
@@ -34,7 +34,7 @@ async fn handshake_with(
 }
 
 /// A correct `101` for the request `head`, with `extra` header lines (each ending in CRLF).
-fn switching(head: &str, extra: &str) -> Vec<u8> {
+pub(super) fn switching(head: &str, extra: &str) -> Vec<u8> {
     let key = header(head, "sec-websocket-key").expect("the request has a key");
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -51,7 +51,7 @@ async fn open(opts: DialOptions) -> (Conn, TcpStream) {
 }
 
 /// Checks that a dial whose handshake was answered with `respond` fails with `Handshake`.
-async fn expect_handshake_error(
+pub(super) async fn expect_handshake_error(
     opts: DialOptions,
     respond: impl FnOnce(&str) -> Vec<u8>,
 ) -> isosock::Error {
@@ -62,7 +62,7 @@ async fn expect_handshake_error(
 }
 
 /// Reads one client frame and checks that it is masked (RFC 6455 5.1/5.3).
-async fn read_client_frame(tcp: &mut TcpStream) -> Received {
+pub(super) async fn read_client_frame(tcp: &mut TcpStream) -> Received {
     let f = read_frame(tcp).await.expect("a client frame");
     assert!(f.mask.is_some(), "client frame not masked: {f:?}");
     f
@@ -85,7 +85,7 @@ async fn expect_client_failure(bytes: &[u8], code: u16, kind: ErrorKind) {
 }
 
 /// A server frame: unmasked, final.
-fn server_frame(opcode: u8, payload: impl Into<Vec<u8>>) -> Frame {
+pub(super) fn server_frame(opcode: u8, payload: impl Into<Vec<u8>>) -> Frame {
     Frame::new(opcode, payload).unmasked()
 }
 
@@ -290,7 +290,8 @@ async fn no_subprotocol_selected_is_accepted() {
 }
 
 /// RFC 6455 4.1 (client requirement 5): an extension "not present in the client's handshake"
-/// fails the connection: `ErrorKind::Handshake` (isosock offers none).
+/// fails the connection: `ErrorKind::Handshake` (with compression disabled, the default,
+/// isosock offers none; tests/native/conformance/deflate.rs covers the offers it makes).
 #[tokio::test]
 async fn extension_not_offered_fails_the_handshake() {
     bounded(async {

@@ -8,7 +8,7 @@ use super::{accept_key, header, read_http_head, row, send, status, EchoServer, R
 use crate::util::bounded;
 
 /// Sends `request` and returns the response head and body (read until the server closes).
-async fn exchange(addr: &str, request: &str) -> (String, String) {
+pub(super) async fn exchange(addr: &str, request: &str) -> (String, String) {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
     send(&mut tcp, request.as_bytes()).await;
     let head = read_http_head(&mut tcp)
@@ -37,7 +37,7 @@ fn without(name: &str) -> String {
 }
 
 /// [`REQUEST`] with `extra` header lines added before the blank line.
-fn with(extra: &str) -> String {
+pub(super) fn with(extra: &str) -> String {
     REQUEST.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"), 1)
 }
 
@@ -338,8 +338,9 @@ async fn subprotocol_is_one_offered_or_absent() {
 }
 
 /// RFC 6455 4.2.2 item 5.4 (/extensions/) and 9.1: the server may only accept extensions it
-/// supports. Choice: isosock supports none and ignores the offer: no
-/// `Sec-WebSocket-Extensions` in the 101, so RSV1 stays forbidden (5.2).
+/// supports. With compression disabled (the default) isosock ignores the offer: no
+/// `Sec-WebSocket-Extensions` in the 101, so RSV1 stays forbidden (5.2). (With compression
+/// enabled: tests/native/conformance/deflate.rs.)
 #[tokio::test]
 async fn offered_extensions_are_not_accepted() {
     bounded(async {

@@ -9,6 +9,7 @@
 
 mod abuse;
 mod client;
+mod deflate;
 mod handshake;
 mod server;
 
