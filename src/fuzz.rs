@@ -65,6 +65,35 @@ pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, u16> {
 /// `client_handshake` target fuzzes that part), with `read_limit`: the client end of the
 /// frame-level targets. (The server end goes through the public `accept`.)
 pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> crate::Conn {
+    upgraded_client(stream, read_limit, crate::native::Negotiated::default())
+}
+
+/// [`client_conn`] with permessage-deflate agreed: with context takeover in both directions
+/// (`context`), or none in either.
+pub async fn client_conn_deflate(
+    stream: tokio::io::DuplexStream,
+    read_limit: usize,
+    context: bool,
+) -> crate::Conn {
+    let agreement = crate::native::extensions::Agreement {
+        server_no_context_takeover: !context,
+        client_no_context_takeover: !context,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+    let negotiated = crate::native::Negotiated {
+        subprotocol: None,
+        extensions: "permessage-deflate".to_owned(),
+        deflate: Some(agreement),
+    };
+    upgraded_client(stream, read_limit, negotiated)
+}
+
+fn upgraded_client(
+    stream: tokio::io::DuplexStream,
+    read_limit: usize,
+    negotiated: crate::native::Negotiated,
+) -> crate::Conn {
     use crate::native::frame::Role;
     use crate::native::io::Transport;
     use crate::native::{Conn, Settings};
@@ -78,8 +107,58 @@ pub async fn client_conn(stream: tokio::io::DuplexStream, read_limit: usize) -> 
         Transport::new(stream),
         Vec::new(),
         Role::Client,
-        crate::native::Negotiated::default(),
+        negotiated,
         settings,
     );
     crate::Conn::from_backend(inner)
+}
+
+/// The compression mode numbered `n` (0 disabled, 1 without context takeover, 2 with).
+fn mode(n: u8) -> crate::Compression {
+    match n % 3 {
+        0 => crate::Compression::Disabled,
+        1 => crate::Compression::NoContextTakeover,
+        _ => crate::Compression::ContextTakeover,
+    }
+}
+
+/// A `Sec-WebSocket-Extensions` value as parsed: each extension's name and parameters, or
+/// `None` if it does not parse.
+pub type Extensions = Vec<(String, Vec<(String, Option<String>)>)>;
+
+/// Parses `Sec-WebSocket-Extensions` header values.
+pub fn parse_extensions(values: &[&[u8]]) -> Option<Extensions> {
+    let parsed = crate::native::extensions::parse(values.iter().copied()).ok()?;
+    Some(parsed.into_iter().map(|e| (e.name, e.params)).collect())
+}
+
+/// A server's answer, in compression mode `mode`, to `offers`: `Err(())` if the header is
+/// refused (400), `Ok(None)` if every offer is declined.
+pub fn server_extensions(offers: &[&[u8]], mode: u8) -> Result<Option<String>, ()> {
+    crate::native::extensions::server_accept(offers.iter().copied(), self::mode(mode))
+        .map(|a| a.map(|(_, answer)| answer))
+        .map_err(|_| ())
+}
+
+/// What a client in `mode` makes of the server's `answer`: `Err(())` fails the handshake;
+/// otherwise the agreed windows (server's, client's) and context flags (server's, client's),
+/// if anything was agreed.
+pub fn client_extensions(answer: &[&[u8]], mode: u8) -> Result<Option<(u8, u8, bool, bool)>, ()> {
+    crate::native::extensions::client_check(answer.iter().copied(), self::mode(mode))
+        .map(|a| {
+            a.map(|a| {
+                (
+                    a.server_max_window_bits,
+                    a.client_max_window_bits,
+                    a.server_no_context_takeover,
+                    a.client_no_context_takeover,
+                )
+            })
+        })
+        .map_err(|_| ())
+}
+
+/// The offer a client in `mode` makes.
+pub fn client_offer(mode: u8) -> Option<&'static str> {
+    crate::native::extensions::client_offer(self::mode(mode))
 }

@@ -62,7 +62,8 @@ impl Utf8Text {
     /// Makes room for `extra` more bytes, growing geometrically but never past `limit` bytes
     /// of capacity when the text fits in it (so a read limit bounds the allocation too).
     pub(super) fn reserve_within(&mut self, extra: usize, limit: usize) {
-        let (len, cap) = (self.text.len(), self.text.capacity());
+        // A split character's bytes move into the text with the next piece.
+        let (len, cap) = (self.len(), self.text.capacity());
         if let Some(more) = growth_within(len, cap, extra, limit) {
             self.text.reserve_exact(more);
         }

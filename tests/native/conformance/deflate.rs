@@ -774,3 +774,43 @@ async fn compressed_frames_that_fail_the_client() {
     })
     .await;
 }
+
+/// RFC 7692 8 and RFC 6455 10.4, measured: 32 connections at once each send about 64 KiB
+/// that would inflate to 64 MiB (2 GiB in all) against a 1 MiB read limit. Each fails with
+/// 1009, and the process's peak resident memory grows by less than 64 MiB: inflated bytes are
+/// counted against the limit as they inflate, never allocated past it.
+#[tokio::test]
+async fn concurrent_deflate_bombs_stay_within_the_read_limit() {
+    if !super::in_fresh_process(
+        module_path!(),
+        "concurrent_deflate_bombs_stay_within_the_read_limit",
+    )
+    .await
+    {
+        return;
+    }
+    bounded(async {
+        let bytes = Frame::binary(pack(&vec![0u8; 64 << 20], 9))
+            .rsv(RSV1)
+            .encode();
+        assert!(bytes.len() < 128 << 10, "{}", bytes.len());
+        let probe = super::RssProbe::start();
+        let mut server = deflate_server().await;
+        let conns = futures_util::future::join_all((0..32).map(|_| async {
+            let mut tcp = connect_deflate(&server).await;
+            send(&mut tcp, &bytes).await;
+            tcp
+        }))
+        .await;
+        for mut tcp in conns {
+            expect_close(&mut tcp, 1009).await;
+            server.expect_end(ErrorKind::MessageTooBig).await;
+        }
+        let grew = probe.growth_mib();
+        eprintln!(
+            "[rss] 32 deflate bombs of 64 MiB each: peak resident memory grew by {grew:.1} MiB"
+        );
+        assert!(grew < 64.0, "resident memory grew by {grew:.1} MiB");
+    })
+    .await;
+}
