@@ -56,6 +56,22 @@ fn wasm_memory_bytes() -> u32 {
     buffer.byte_length()
 }
 
+/// `len` bytes of xorshift noise, the same every call: data DEFLATE cannot shrink, for tests
+/// that need the bytes on the wire to be as many as the bytes written (Chromium compresses
+/// every message the echo server lets it, see `dial_options`). Repeats of it do not shrink
+/// either when they lie further apart than DEFLATE's 32 KiB window.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn log(text: &str) {
     wasm_bindgen_test::console_log!("{text}");
 }
@@ -323,7 +339,9 @@ async fn a_queued_write_is_not_overtaken_by_a_later_direct_one() {
 /// on (more than the kernel and Chromium buffer), so `bufferedAmount` stays above the 1 MiB
 /// mark; 40 writes of 1 MiB are each raced against a 10 ms timer and dropped. Once the peer
 /// reads again, only the completed writes and the one cancelled write that reached the driver
-/// come back, in order (without the bound: all 40).
+/// come back, in order (without the bound: all 40). Every byte is noise: Chromium compresses
+/// what it sends to the echo server, and 15 MiB of zeros would pass as 15 KiB, holding
+/// nothing back.
 #[wasm_bindgen_test]
 async fn cancelled_writes_do_not_grow_the_outbound_queue() {
     const ATTEMPTS: u32 = 40;
@@ -332,11 +350,14 @@ async fn cancelled_writes_do_not_grow_the_outbound_queue() {
     let conn = open_with(DialOptions::new().read_limit(16 << 20)).await;
     // Long enough for the loop below many times over; the sentinel write waits it out.
     conn.write("!mute 3000").await.expect("mute");
-    conn.write(vec![0u8; STALL]).await.expect("stall write");
+    let block = noise(SIZE);
+    conn.write(block.repeat(STALL / SIZE))
+        .await
+        .expect("stall write");
     let mut completed = Vec::new();
     for i in 0..ATTEMPTS {
         // A distinct buffer per attempt: queued messages cannot share one allocation.
-        let mut msg = vec![1u8; SIZE];
+        let mut msg = block.clone();
         msg[..4].copy_from_slice(&i.to_be_bytes());
         let write = std::pin::pin!(conn.write(msg));
         let timer = std::pin::pin!(sleep(10));
