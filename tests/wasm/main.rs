@@ -1,4 +1,4 @@
-//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
+//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (permessage-deflate negotiated by the browser, writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
 #![cfg(target_arch = "wasm32")]
 #![allow(unreachable_pub, missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,13 +18,16 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The echo server's URL, baked in at compile time (a page has no environment).
-/// The options the shared scenarios dial with: the defaults (the browser offers
-/// permessage-deflate by itself, and the echo server accepts it).
+/// The options the shared scenarios dial with: the defaults. There is no compression switch
+/// in the browser: Chromium offers permessage-deflate on every connection and the echo server
+/// accepts it (context takeover, every message compressed), so every shared scenario below runs
+/// compressed in both directions, like tests/native's `deflate_context` module;
+/// `chromium_negotiates_permessage_deflate` checks that the agreement happens.
 fn dial_options() -> DialOptions {
     DialOptions::new()
 }
 
+/// The echo server's URL, baked in at compile time (a page has no environment).
 fn echo_url() -> &'static str {
     match option_env!("ISOSOCK_ECHO_URL") {
         Some(url) => url,
@@ -97,7 +100,9 @@ async fn wait_for_peer_close(conn: &Conn) -> isosock::CloseFrame {
 // ---- the shared scenarios ------------------------------------------------------------------
 
 /// Turns each group of `common::for_each_scenario!` into `#[wasm_bindgen_test]`s, the
-/// URL-taking ones against the echo server baked in at compile time.
+/// URL-taking ones against the echo server baked in at compile time. They run once, with the
+/// permessage-deflate the browser negotiates by itself (see `dial_options`); natively they run
+/// in every `Compression` mode.
 macro_rules! wasm_scenarios {
     (url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
@@ -134,6 +139,72 @@ async fn chromium_refuses_when_no_offered_subprotocol_is_picked() {
         .await
         .expect_err("Chromium refuses the handshake");
     assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
+}
+
+/// Chromium offers permessage-deflate on every connection by itself, and the echo server
+/// accepts it (context takeover, every message compressed): `Conn::extensions` and
+/// `Response::extensions` show the agreement as `WebSocket.extensions` reports it, the server's
+/// own view (`!extensions`) is the same, and large messages, compressible or not, come back
+/// intact through the compressor and decompressor on both ends.
+#[wasm_bindgen_test]
+async fn chromium_negotiates_permessage_deflate() {
+    const SIZE: usize = 512 << 10;
+    let (conn, resp) = dial(echo_url(), &DialOptions::new().read_limit(2 << 20))
+        .await
+        .expect("dial");
+    let ext = conn.extensions().to_owned();
+    log(&format!("permessage-deflate: Chromium agreed to {ext:?}"));
+    assert!(
+        ext.starts_with("permessage-deflate"),
+        "no permessage-deflate agreed: {ext:?}"
+    );
+    assert_eq!(resp.extensions(), ext, "Response and Conn disagree");
+    conn.write("!extensions").await.expect("write");
+    assert_eq!(
+        conn.read().await.expect("read"),
+        Message::text(ext.as_str()),
+        "the server agreed to something else"
+    );
+
+    // About 512 KiB of JSON-like text: records with the same keys, which DEFLATE shrinks well.
+    let mut json = String::from("[");
+    let mut i = 0u32;
+    while json.len() < SIZE {
+        json.push_str(&format!(
+            r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","tags":["alpha","beta"],"active":{},"score":{}.{}}},"#,
+            i % 3 == 0,
+            i * 7 % 1000,
+            i % 10
+        ));
+        i += 1;
+    }
+    json.push_str("null]");
+    // Binary of both kinds: compressible (a repeating 251-byte record with a counter in it)
+    // and incompressible (xorshift noise, which DEFLATE can only store).
+    let records: Vec<u8> = (0..SIZE)
+        .map(|k| {
+            if k % 251 < 4 {
+                (k / 251) as u8
+            } else {
+                (k % 251) as u8
+            }
+        })
+        .collect();
+    for msg in [
+        Message::text(json.as_str()),
+        Message::binary(records),
+        Message::binary(noise(SIZE)),
+        Message::text("small, after the large ones"),
+    ] {
+        conn.write(msg.clone()).await.expect("write");
+        let got = conn.read().await.expect("read echo");
+        assert_eq!(got.message_type(), msg.message_type());
+        assert_eq!(got.len(), msg.len());
+        assert!(got == msg, "a {}-byte message came back changed", msg.len());
+    }
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
 }
 
 /// The browser writer buffers: pieces written through `writer` arrive as exactly one message.
