@@ -109,7 +109,7 @@
 //!   subprotocols succeeds with [`Conn::subprotocol`] `None` when the server selects none;
 //!   Chromium fails such a handshake, so the dial fails with [`ErrorKind::Connect`].
 //! - **Handshake response**: natively status and headers; in the browser only the
-//!   negotiated subprotocol.
+//!   negotiated subprotocol and extensions.
 //! - **Close codes**: the browser lets scripts send only 1000 and 3000–4999; the browser
 //!   backend sends the other sendable codes (1001–1003, 1007–1014) as 1000 with the same
 //!   reason, for [`Conn::close`] and for the closes isosock starts itself (read limit:
@@ -123,9 +123,21 @@
 //! - **Close timeout**: natively each half of the close handshake has its own
 //!   [`DialOptions::close_timeout`]; the browser runs the handshake itself, so the timeout
 //!   bounds the wait for its `close` event once.
-//! - **permessage-deflate**: not offered natively (no extension is negotiated, so frames
-//!   with reserved bits are refused with 1002); browsers
-//!   negotiate it themselves.
+//! - **permessage-deflate** (RFC 7692): natively opt-in and off by default on both sides:
+//!   `DialOptions::compression` and `AcceptOptions::compression` take a `Compression` mode
+//!   (`NoContextTakeover`: DEFLATE state exists only while a message is written or read;
+//!   `ContextTakeover`: about 340 KiB kept per connection, for better ratios on small similar
+//!   messages), and messages under `compression_threshold` go out uncompressed. Without an
+//!   agreement, frames with reserved bits are refused with 1002. In the browser the browser
+//!   decides: it offers permessage-deflate on every connection and compresses whenever the
+//!   server agrees, with the context takeover the server's answer allows; a page cannot turn
+//!   it off or pick a mode or threshold, so `Compression` and the compression options are not
+//!   compiled for wasm (a native server that accepts compression therefore compresses with
+//!   every browser, in the server's mode). On both,
+//!   [`Conn::extensions`] and [`Response::extensions`] tell what was agreed (in the browser,
+//!   `WebSocket.extensions`), and the read limit counts inflated bytes: natively while a
+//!   message inflates (a small frame that would inflate beyond the limit fails with 1009), in
+//!   the browser once the whole inflated message arrived, like every read limit there.
 //! - **Cargo features** `webpki-roots`, `native-roots` and `hyper` only affect native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

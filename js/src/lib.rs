@@ -218,6 +218,15 @@ impl Conn {
         self.inner.subprotocol().map(str::to_owned)
     }
 
+    /// The extensions the server agreed to, as its `Sec-WebSocket-Extensions` header stated
+    /// them (the runtime's `WebSocket.extensions`); `""` when none. Browsers and Node.js offer
+    /// permessage-deflate on every connection by themselves, so this starts with
+    /// `"permessage-deflate"` whenever the server compresses; there is no option to turn it off.
+    #[wasm_bindgen(getter)]
+    pub fn extensions(&self) -> String {
+        self.inner.extensions().to_owned()
+    }
+
     /// The close frame the peer sent (`{ code, reason }`), once the connection closed
     /// cleanly; `undefined` before that or after an abnormal closure.
     #[wasm_bindgen(getter, js_name = peerCloseFrame)]

@@ -11,6 +11,10 @@ pub mod helpers;
 /// attribute (`#[tokio::test]` in tests/native/scenarios.rs, `#[wasm_bindgen_test]` in
 /// tests/wasm/main.rs), so a new scenario is added here and nowhere else. Names may carry
 /// `#[cfg]` attributes, passed on to the test.
+///
+/// Compression comes from the target's `dial_options`: natively every scenario runs once per
+/// `Compression` mode (tests/native/scenarios.rs); in the browser once, always compressed,
+/// since the browser offers permessage-deflate by itself and the echo server accepts it.
 macro_rules! for_each_scenario {
     ($wrapper:ident) => {
         $wrapper!(

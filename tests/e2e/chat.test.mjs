@@ -1,5 +1,6 @@
 // The chat demo end to end: two headless Chromium pages running the wasm client chat through
-// examples/chat_server.rs, and both reconnect when the server is killed and started again.
+// examples/chat_server.rs over permessage-deflate, and both reconnect when the server is killed
+// and started again.
 //
 // Builds nothing: scripts/test-e2e.sh builds www/pkg and target/debug/examples/chat_server
 // first. Loopback only; every wait is bounded; the server and the browser are killed at the
@@ -156,6 +157,29 @@ function onlineIs(page, n) {
   return page.locator(`#online[data-count="${n}"]`).waitFor({ timeout: WAIT_MS });
 }
 
+/**
+ * What the chat server agrees to with a browser: permessage-deflate without context takeover
+ * (its choice for a browser-facing server), which Chromium offers by itself.
+ */
+const DEFLATE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/**
+ * Checks that `page` and the server agreed to DEFLATE for `nick`: as the page's client saw it
+ * (`data-extensions` on `#status`, from `Conn::extensions`) and as the server logged it.
+ */
+async function checkCompression(page, server, nick) {
+  const shown = await page.locator("#status").getAttribute("data-extensions", { timeout: WAIT_MS });
+  assert.equal(shown, DEFLATE, `${nick}'s page`);
+  const line = new RegExp(`^client \\d+ \\(${nick}\\) joined; extensions: (.*)$`, "m");
+  const deadline = Date.now() + WAIT_MS;
+  let m;
+  while (!(m = line.exec(server.output())) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(m, `the server logged no join of ${nick}:\n${server.output()}`);
+  assert.equal(m[1], DEFLATE, `the server's agreement with ${nick}`);
+}
+
 /** The message list's entry for `text` said by `nick`. */
 function chatLine(page, nick, text) {
   return page
@@ -225,6 +249,9 @@ test("two pages chat through the server and reconnect after it restarts", { time
     await Promise.all([statusIs(pages.a, "open"), statusIs(pages.b, "open")]);
     await Promise.all([onlineIs(pages.a, 2), onlineIs(pages.b, 2)]);
     mark("both pages joined");
+    await checkCompression(pages.a, server, "ann");
+    await checkCompression(pages.b, server, "bob");
+    mark(`both pages compress: ${DEFLATE}`);
 
     // A speaks, B hears (and A sees its own line, marked as its own).
     await say(pages.a, "hello from ann");
@@ -261,6 +288,8 @@ test("two pages chat through the server and reconnect after it restarts", { time
       await page.locator("#messages li.notice", { hasText: "Reconnected." }).waitFor({ timeout: WAIT_MS });
     }
     mark("both pages reconnected");
+    await checkCompression(pages.a, server, "ann");
+    await checkCompression(pages.b, server, "bob");
 
     await say(pages.b, "hello again from bob");
     await chatLine(pages.a, "bob", "hello again from bob").waitFor({ timeout: WAIT_MS });

@@ -1,12 +1,14 @@
 // The npm package in headless Chromium: the tarball installed into an empty project, served from
 // 127.0.0.1 and imported by a page through an import map (`import init, { Conn } from
-// "isosock"`), driven with playwright-core and Debian's chromium (nothing downloads a browser).
+// "isosock"`), driven with playwright-core and Debian's chromium (nothing downloads a browser):
+// echo, close codes, iteration, refused connections and the permessage-deflate Chromium
+// negotiates.
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { echoUrl, installTarball, launchChromium, serveDirectory } from "./helpers.mjs";
+import { echoUrl, installTarball, jsonLike, launchChromium, records, serveDirectory } from "./helpers.mjs";
 
 const T = { timeout: 60_000 };
 let dir;
@@ -133,6 +135,31 @@ describe("the package in headless Chromium", () => {
     });
     // The echo server answers with the code it received: refused codes went out as 1000.
     assert.deepEqual(got, [1000, 1000, 1000, 3000, 4999]);
+  });
+
+  it("shows the permessage-deflate Chromium negotiated, and inflates large messages", T, async () => {
+    const got = await page.evaluate(
+      async ({ url, text, bytes }) => {
+        const conn = await Conn.dial(url, { readLimit: 2 << 20 });
+        await conn.write("!extensions");
+        const server = (await conn.read()).data;
+        await conn.write(text);
+        const t = await conn.read();
+        await conn.write(bytes);
+        const b = await conn.read();
+        await conn.close();
+        const same = b.data.length === bytes.length && b.data.every((x, i) => x === bytes[i]);
+        return {
+          extensions: conn.extensions,
+          server,
+          text: t.type === "text" && t.data === text,
+          binary: b.type === "binary" && same,
+        };
+      },
+      { url: echoUrl(), text: jsonLike(512 << 10), bytes: records(512 << 10) },
+    );
+    assert.match(got.extensions, /^permessage-deflate/);
+    assert.deepEqual(got, { extensions: got.extensions, server: got.extensions, text: true, binary: true });
   });
 
   it("reports a refused connection with the close code that followed", T, async () => {

@@ -62,6 +62,23 @@ export async function importPackage(dir) {
   return import(pathToFileURL(resolved).href);
 }
 
+/** About `size` bytes of JSON: records with the same keys, which DEFLATE shrinks well. */
+export function jsonLike(size) {
+  const parts = [];
+  let length = 0;
+  for (let i = 0; length < size; i++) {
+    const part = JSON.stringify({ id: i, name: `user ${i}`, tags: ["alpha", "beta"], active: i % 3 === 0 });
+    parts.push(part);
+    length += part.length + 1;
+  }
+  return `[${parts.join(",")}]`;
+}
+
+/** `size` bytes of a repeating 251-byte record with a counter in it: compressible binary. */
+export function records(size) {
+  return Uint8Array.from({ length: size }, (_, k) => (k % 251 < 4 ? (k / 251) & 0xff : k % 251));
+}
+
 /** Awaits `promise`, failing if it is not settled within `ms`. */
 export async function within(ms, promise, what = "operation") {
   let timer;

@@ -1,6 +1,7 @@
 // The npm package in Node.js, installed from the packed tarball into an empty project: the
 // README's example, echo of text and binary, close codes, typed errors, async iteration, the
-// read limit, and the error on a runtime without a global WebSocket.
+// read limit, the negotiated permessage-deflate, and the error on a runtime without a global
+// WebSocket.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +14,9 @@ import {
   echoUrl,
   importPackage,
   installTarball,
+  jsonLike,
   noWebSocketFlags,
+  records,
   rejectsWith,
   webSocketFlags,
   within,
@@ -239,6 +242,21 @@ describe("Conn in Node.js", () => {
     const none = await open();
     assert.equal(none.subprotocol, undefined);
     await none.close();
+  });
+
+  it("shows the permessage-deflate that Node.js negotiated, and inflates large messages", T, async () => {
+    // Node.js's WebSocket (undici) offers permessage-deflate by itself; the echo server accepts.
+    const conn = await open({ readLimit: 2 << 20 });
+    assert.match(conn.extensions, /^permessage-deflate/);
+    await conn.write("!extensions");
+    assert.deepEqual(await conn.read(), { type: "text", data: conn.extensions });
+    for (const data of [jsonLike(512 << 10), records(512 << 10)]) {
+      await conn.write(data);
+      const msg = await within(10_000, conn.read(), "read");
+      if (typeof data === "string") assert.ok(msg.type === "text" && msg.data === data, "text changed");
+      else assert.ok(msg.type === "binary" && Buffer.from(msg.data).equals(data), "bytes changed");
+    }
+    await conn.close();
   });
 
   it("rejects bad arguments with typed errors", T, async () => {

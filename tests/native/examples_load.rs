@@ -1,4 +1,5 @@
-//! The example servers under load: a small file-descriptor limit, slow and idle clients.
+//! The example servers under load: a small file-descriptor limit, slow and idle clients; and
+//! the chat server's permessage-deflate.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -294,6 +295,49 @@ mod chat {
                 opcodes.contains(&0x9),
                 "a ping before the drop: {opcodes:?}"
             );
+        })
+        .await;
+    }
+
+    /// The chat server takes permessage-deflate without context takeover whatever the client
+    /// asks for (here to keep its context), relays a `say` long enough to be compressed
+    /// intact, and still serves a client that offers no compression.
+    #[tokio::test]
+    async fn chat_server_compresses_without_context_takeover() {
+        bounded(async {
+            let addr = start(Limits::default()).await;
+            let url = format!("ws://{addr}{}", isosock_chat_protocol::WS_PATH);
+            let opts = DialOptions::new().compression(isosock::Compression::ContextTakeover);
+            let (ann, resp) = within("dial", dial(&url, &opts)).await.expect("dial");
+            let deflate =
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+            assert_eq!(resp.extensions(), deflate);
+            assert_eq!(ann.extensions(), deflate);
+            let hello = ClientMsg::Hello { nick: "ann".into() };
+            ann.write(serde_json::to_string(&hello).expect("json"))
+                .await
+                .expect("write the hello");
+            // Over the 512-byte threshold both ways, within the 1000 characters kept.
+            let text = "compress me ".repeat(80);
+            let say = ClientMsg::Say { text: text.clone() };
+            ann.write(serde_json::to_string(&say).expect("json"))
+                .await
+                .expect("write the say");
+            let said = ServerMsg::Msg {
+                nick: "ann".into(),
+                text,
+            };
+            loop {
+                let Message::Text(t) = within("the relayed say", ann.read()).await.expect("read")
+                else {
+                    panic!("a binary message");
+                };
+                if serde_json::from_str::<ServerMsg>(&t).expect("json") == said {
+                    break;
+                }
+            }
+            let bob = join(addr, "bob").await;
+            assert_eq!(bob.extensions(), "", "bob offered no compression");
         })
         .await;
     }

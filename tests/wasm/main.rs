@@ -1,4 +1,4 @@
-//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
+//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (permessage-deflate negotiated by the browser, writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
 #![cfg(target_arch = "wasm32")]
 #![allow(unreachable_pub, missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,13 +18,16 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The echo server's URL, baked in at compile time (a page has no environment).
-/// The options the shared scenarios dial with: the defaults (the browser offers
-/// permessage-deflate by itself, and the echo server accepts it).
+/// The options the shared scenarios dial with: the defaults. There is no compression switch
+/// in the browser: Chromium offers permessage-deflate on every connection and the echo server
+/// accepts it (context takeover, every message compressed), so every shared scenario below runs
+/// compressed in both directions, like tests/native's `deflate_context` module;
+/// `chromium_negotiates_permessage_deflate` checks that the agreement happens.
 fn dial_options() -> DialOptions {
     DialOptions::new()
 }
 
+/// The echo server's URL, baked in at compile time (a page has no environment).
 fn echo_url() -> &'static str {
     match option_env!("ISOSOCK_ECHO_URL") {
         Some(url) => url,
@@ -56,6 +59,22 @@ fn wasm_memory_bytes() -> u32 {
     buffer.byte_length()
 }
 
+/// `len` bytes of xorshift noise, the same every call: data DEFLATE cannot shrink, for tests
+/// that need the bytes on the wire to be as many as the bytes written (Chromium compresses
+/// every message the echo server lets it, see `dial_options`). Repeats of it do not shrink
+/// either when they lie further apart than DEFLATE's 32 KiB window.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn log(text: &str) {
     wasm_bindgen_test::console_log!("{text}");
 }
@@ -81,7 +100,9 @@ async fn wait_for_peer_close(conn: &Conn) -> isosock::CloseFrame {
 // ---- the shared scenarios ------------------------------------------------------------------
 
 /// Turns each group of `common::for_each_scenario!` into `#[wasm_bindgen_test]`s, the
-/// URL-taking ones against the echo server baked in at compile time.
+/// URL-taking ones against the echo server baked in at compile time. They run once, with the
+/// permessage-deflate the browser negotiates by itself (see `dial_options`); natively they run
+/// in every `Compression` mode.
 macro_rules! wasm_scenarios {
     (url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
@@ -118,6 +139,72 @@ async fn chromium_refuses_when_no_offered_subprotocol_is_picked() {
         .await
         .expect_err("Chromium refuses the handshake");
     assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
+}
+
+/// Chromium offers permessage-deflate on every connection by itself, and the echo server
+/// accepts it (context takeover, every message compressed): `Conn::extensions` and
+/// `Response::extensions` show the agreement as `WebSocket.extensions` reports it, the server's
+/// own view (`!extensions`) is the same, and large messages, compressible or not, come back
+/// intact through the compressor and decompressor on both ends.
+#[wasm_bindgen_test]
+async fn chromium_negotiates_permessage_deflate() {
+    const SIZE: usize = 512 << 10;
+    let (conn, resp) = dial(echo_url(), &DialOptions::new().read_limit(2 << 20))
+        .await
+        .expect("dial");
+    let ext = conn.extensions().to_owned();
+    log(&format!("permessage-deflate: Chromium agreed to {ext:?}"));
+    assert!(
+        ext.starts_with("permessage-deflate"),
+        "no permessage-deflate agreed: {ext:?}"
+    );
+    assert_eq!(resp.extensions(), ext, "Response and Conn disagree");
+    conn.write("!extensions").await.expect("write");
+    assert_eq!(
+        conn.read().await.expect("read"),
+        Message::text(ext.as_str()),
+        "the server agreed to something else"
+    );
+
+    // About 512 KiB of JSON-like text: records with the same keys, which DEFLATE shrinks well.
+    let mut json = String::from("[");
+    let mut i = 0u32;
+    while json.len() < SIZE {
+        json.push_str(&format!(
+            r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","tags":["alpha","beta"],"active":{},"score":{}.{}}},"#,
+            i % 3 == 0,
+            i * 7 % 1000,
+            i % 10
+        ));
+        i += 1;
+    }
+    json.push_str("null]");
+    // Binary of both kinds: compressible (a repeating 251-byte record with a counter in it)
+    // and incompressible (xorshift noise, which DEFLATE can only store).
+    let records: Vec<u8> = (0..SIZE)
+        .map(|k| {
+            if k % 251 < 4 {
+                (k / 251) as u8
+            } else {
+                (k % 251) as u8
+            }
+        })
+        .collect();
+    for msg in [
+        Message::text(json.as_str()),
+        Message::binary(records),
+        Message::binary(noise(SIZE)),
+        Message::text("small, after the large ones"),
+    ] {
+        conn.write(msg.clone()).await.expect("write");
+        let got = conn.read().await.expect("read echo");
+        assert_eq!(got.message_type(), msg.message_type());
+        assert_eq!(got.len(), msg.len());
+        assert!(got == msg, "a {}-byte message came back changed", msg.len());
+    }
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
 }
 
 /// The browser writer buffers: pieces written through `writer` arrive as exactly one message.
@@ -323,7 +410,9 @@ async fn a_queued_write_is_not_overtaken_by_a_later_direct_one() {
 /// on (more than the kernel and Chromium buffer), so `bufferedAmount` stays above the 1 MiB
 /// mark; 40 writes of 1 MiB are each raced against a 10 ms timer and dropped. Once the peer
 /// reads again, only the completed writes and the one cancelled write that reached the driver
-/// come back, in order (without the bound: all 40).
+/// come back, in order (without the bound: all 40). Every byte is noise: Chromium compresses
+/// what it sends to the echo server, and 15 MiB of zeros would pass as 15 KiB, holding
+/// nothing back.
 #[wasm_bindgen_test]
 async fn cancelled_writes_do_not_grow_the_outbound_queue() {
     const ATTEMPTS: u32 = 40;
@@ -332,11 +421,14 @@ async fn cancelled_writes_do_not_grow_the_outbound_queue() {
     let conn = open_with(DialOptions::new().read_limit(16 << 20)).await;
     // Long enough for the loop below many times over; the sentinel write waits it out.
     conn.write("!mute 3000").await.expect("mute");
-    conn.write(vec![0u8; STALL]).await.expect("stall write");
+    let block = noise(SIZE);
+    conn.write(block.repeat(STALL / SIZE))
+        .await
+        .expect("stall write");
     let mut completed = Vec::new();
     for i in 0..ATTEMPTS {
         // A distinct buffer per attempt: queued messages cannot share one allocation.
-        let mut msg = vec![1u8; SIZE];
+        let mut msg = block.clone();
         msg[..4].copy_from_slice(&i.to_be_bytes());
         let write = std::pin::pin!(conn.write(msg));
         let timer = std::pin::pin!(sleep(10));

@@ -9,6 +9,7 @@ async function main(url: string): Promise<void> {
   const conn: Conn = await Conn.dial(url, options);
   await Conn.dial(new URL(url));
   const sub: string | undefined = conn.subprotocol;
+  const ext: string = conn.extensions;
 
   await conn.write("text");
   await conn.write(new Uint8Array([1, 2, 3]));
@@ -47,7 +48,7 @@ async function main(url: string): Promise<void> {
     const r: string = frame.reason;
     void c, r;
   }
-  void sub;
+  void sub, ext;
 
   // @ts-expect-error write takes strings and bytes only
   await conn.write(42);
@@ -64,6 +65,8 @@ async function main(url: string): Promise<void> {
   new Conn();
   // @ts-expect-error subprotocol is read-only
   conn.subprotocol = "x";
+  // @ts-expect-error extensions is read-only
+  conn.extensions = "x";
 }
 
 void main;

@@ -93,10 +93,14 @@ impl Ui {
     }
 
     /// Shows the connection state, a short text and a detail (close code and reason, or
-    /// why an attempt failed; empty for none). Sending is possible only while `Open`.
+    /// why an attempt failed; empty for none). Sending is possible only while `Open`; the
+    /// extensions shown by [`Ui::set_extensions`] are removed in every other state.
     pub(crate) fn set_status(&self, state: State, text: &str, detail: &str) {
         // `set_attribute` fails only for invalid attribute names; this one is constant.
         let _ = self.status.set_attribute("data-state", state.as_str());
+        if state != State::Open {
+            let _ = self.status.remove_attribute("data-extensions");
+        }
         self.status_text.set_text_content(Some(text));
         self.status_detail.set_text_content(Some(detail));
         self.status_detail.set_hidden(detail.is_empty());
@@ -104,6 +108,14 @@ impl Ui {
         if state == State::Idle {
             self.join_button.set_disabled(false);
         }
+    }
+
+    /// Records the open connection's extensions (what the browser and the server agreed,
+    /// `"permessage-deflate; ..."` when they compress) as `data-extensions` on `#status`, for
+    /// the curious and for the end-to-end test; `set_status` removes it once the connection
+    /// is no longer open.
+    pub(crate) fn set_extensions(&self, extensions: &str) {
+        let _ = self.status.set_attribute("data-extensions", extensions);
     }
 
     /// Shows how many people are in the room; `None` hides the count (not connected).

@@ -16,7 +16,9 @@
 //! (`examples/chat-protocol`), the crate the server and the other clients share.
 //!
 //! `#status` carries the state in `data-state` (`idle`, `connecting`, `open`,
-//! `reconnecting`, `failed`), which `tests/e2e/chat.test.mjs` waits on. Nothing here panics
+//! `reconnecting`, `failed`), which `tests/e2e/chat.test.mjs` waits on, and while open the
+//! connection's extensions in `data-extensions` (the browser negotiates permessage-deflate by
+//! itself; the test checks that it did). Nothing here panics
 //! on what the network or the page provides: failures are logged to the console and shown.
 #![cfg(target_arch = "wasm32")]
 
@@ -283,6 +285,7 @@ async fn connect_and_chat(app: &App, url: &str, hello: &str, again: bool) -> End
     }
     *app.conn.borrow_mut() = Some(conn.clone());
     app.ui.set_status(State::Open, "connected", "");
+    app.ui.set_extensions(conn.extensions());
     if again {
         app.ui.add_notice("Reconnected.");
     }
