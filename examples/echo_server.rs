@@ -26,7 +26,8 @@
 //!
 //! It offers the subprotocols `echo.v1` and `chat.v1`, accepts permessage-deflate with
 //! context takeover and compresses every message it sends (threshold 0, so even short
-//! echoes exercise the compressor), reads messages up to 16 MiB, and
+//! echoes exercise the compressor; `ISOSOCK_ECHO_COMPRESSION=off` turns it off), reads
+//! messages up to 16 MiB, and
 //! allows any origin (it holds no secrets; pages of any port may connect). A connection that
 //! does not finish its handshake within 10 s is closed. When accepting fails for lack of file
 //! descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the server waits
@@ -82,11 +83,17 @@ mod native {
         Ok(())
     }
 
-    /// The options the echo server accepts with.
+    /// The options the echo server accepts with: permessage-deflate with context takeover
+    /// unless the environment variable `ISOSOCK_ECHO_COMPRESSION` is `off` (the browser
+    /// benchmark sets it, to measure the WebSocket path alone).
     pub fn options() -> AcceptOptions {
+        let compression = match std::env::var("ISOSOCK_ECHO_COMPRESSION").as_deref() {
+            Ok("off") => Compression::Disabled,
+            _ => Compression::ContextTakeover,
+        };
         AcceptOptions::new()
             .subprotocols(["echo.v1", "chat.v1"])
-            .compression(Compression::ContextTakeover)
+            .compression(compression)
             .compression_threshold(0)
             .read_limit(16 << 20)
             .insecure_skip_verify(true)

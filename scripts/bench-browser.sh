@@ -44,7 +44,9 @@ cargo build --quiet --release --example echo_server
 
 # shellcheck source=lib/echo-server.sh
 . scripts/lib/echo-server.sh
-start_echo_server ./target/release/examples/echo_server bench-browser.sh
+# Without permessage-deflate, so the figures measure the WebSocket path alone (as before the
+# echo server compressed).
+ISOSOCK_ECHO_COMPRESSION=off start_echo_server ./target/release/examples/echo_server bench-browser.sh
 url="$ECHO_URL"
 
 node bench/browser/run.mjs --url "$url" --dir "$OUT" "$@"
