@@ -1,6 +1,6 @@
 // Client on Node `ws` for the interop tests: node client -> isosock server.
 //
-// Usage: node node_client.mjs URL [--deflate context|nocontext|window9|off] [--echo]
+// Usage: node node_client.mjs URL [--deflate context|nocontext|window9|window8|off] [--echo]
 //
 // By default: the same checks as py_client.py (echo, server close 4005, client close 4006
 // "node done"). With `--echo`: connects once and acts as node_echo_server.mjs's echo peer (the
@@ -14,7 +14,7 @@ import { deflateArg, deflateOptions, echo } from "./node_echo_server.mjs";
 
 const args = process.argv.slice(2);
 const url = args[0];
-const options = { maxPayload: 16 << 20, ...deflateOptions(deflateArg(args)) };
+const options = { maxPayload: 16 << 20, ...deflateOptions(deflateArg(args), false) };
 setTimeout(() => { console.error("timed out"); process.exit(2); }, 60_000).unref();
 
 function open(u) {

@@ -1,6 +1,6 @@
 // Echo server on Node `ws` for the interop tests; the same protocol as py_echo_server.py.
 //
-// Usage: node node_echo_server.mjs [PORT] [--deflate context|nocontext|window9|off]
+// Usage: node node_echo_server.mjs [PORT] [--deflate context|nocontext|window9|window8|off]
 //
 // Prints `PORT <n>`; echoes every message with its type, messages over 64 KiB as several
 // 64 KiB frames (a fragmented message, text split wherever the bytes fall, with a ping after
@@ -15,18 +15,21 @@
 // - `context`: context takeover both ways, ws's default windows (15 bits);
 // - `nocontext`: both `*_no_context_takeover` parameters asked for (server: imposed);
 // - `window9`: context takeover, 9-bit windows both ways;
+// - `window8`: context takeover, the other side's window limited to 8 bits (with which zlib
+//   cannot compress, so it should send uncompressed), this side's to 9;
 // - `off`: no compression offered or accepted.
 //
 // node_client.mjs imports `echo` and `deflateOptions` from here for its `--echo` mode.
 import { WebSocketServer } from "ws";
 import { pathToFileURL } from "node:url";
 
-export const DEFLATE_MODES = ["context", "nocontext", "window9", "off"];
+export const DEFLATE_MODES = ["context", "nocontext", "window9", "window8", "off"];
 const FRAGMENT = 64 << 10;
 const PMD = "permessage-deflate";
 
-/// ws options setting `perMessageDeflate` for a `--deflate` mode (none: ws's default).
-export function deflateOptions(mode) {
+/// ws options setting `perMessageDeflate` for a `--deflate` mode (none: ws's default), for a
+/// server or a client.
+export function deflateOptions(mode, isServer) {
   switch (mode) {
     case undefined:
       return {};
@@ -40,6 +43,10 @@ export function deflateOptions(mode) {
       };
     case "window9":
       return { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 9, clientMaxWindowBits: 9 } };
+    case "window8": {
+      const [ours, theirs] = isServer ? [9, 8] : [8, 9];
+      return { perMessageDeflate: { threshold: 0, serverMaxWindowBits: ours, clientMaxWindowBits: theirs } };
+    }
     default:
       throw new Error(`unknown --deflate mode ${mode}; expected one of ${DEFLATE_MODES}`);
   }
@@ -129,7 +136,7 @@ function main(args) {
     host: "127.0.0.1",
     port,
     maxPayload: 16 << 20,
-    ...deflateOptions(deflateArg(args)),
+    ...deflateOptions(deflateArg(args), true),
     handleProtocols: (protocols) => (protocols.has("echo.v1") ? "echo.v1" : false),
   });
   wss.on("listening", () => console.log(`PORT ${wss.address().port}`));

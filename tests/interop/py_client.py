@@ -1,6 +1,6 @@
 """Client on Python `websockets` for the interop tests: python client -> isosock server.
 
-Usage: py_client.py URL [--deflate context|nocontext|window9|off] [--echo]
+Usage: py_client.py URL [--deflate context|nocontext|window9|window8|off] [--echo]
 
 By default: checks text/binary echo, a server-initiated close with 4005, and closes a second
 connection itself with 4006 "py done". Prints one line per check and exits non-zero on the

@@ -1,6 +1,6 @@
 """Echo server on Python `websockets` for the interop tests.
 
-Usage: py_echo_server.py [PORT] [--deflate context|nocontext|window9|off]
+Usage: py_echo_server.py [PORT] [--deflate context|nocontext|window9|window8|off]
 
 Prints `PORT <n>` once listening on 127.0.0.1 (port 0 = any free port). Echoes every
 message with its type; messages over 64 KiB go back as several 64 KiB frames (a fragmented
@@ -17,6 +17,8 @@ Prints `closed <code> <reason>` for each connection's close. Exits by itself aft
 - `context`: websockets' default: context takeover both ways, 12-bit windows both ways;
 - `nocontext`: the same, but both `*_no_context_takeover` parameters are required;
 - `window9`: context takeover, 9-bit windows both ways;
+- `window8`: context takeover, the other side's window limited to 8 bits (with which zlib
+  cannot compress, so it should send uncompressed), this side's to 9 (websockets' least);
 - `off`: no compression offered or accepted.
 websockets compresses every data message once compression is agreed.
 
@@ -34,7 +36,7 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Opcode
 
-DEFLATE_MODES = ("context", "nocontext", "window9", "off")
+DEFLATE_MODES = ("context", "nocontext", "window9", "window8", "off")
 # Messages longer than this are echoed as a fragmented message of frames this long.
 FRAGMENT = 64 << 10
 
@@ -56,6 +58,9 @@ def deflate_options(mode, *, server):
         params.update(server_no_context_takeover=True, client_no_context_takeover=True)
     elif mode == "window9":
         params.update(server_max_window_bits=9, client_max_window_bits=9)
+    elif mode == "window8":
+        theirs, ours = ("client", "server") if server else ("server", "client")
+        params.update({f"{theirs}_max_window_bits": 8, f"{ours}_max_window_bits": 9})
     ext = factory(**params, compress_settings={"memLevel": 5})
     return {"compression": None, "extensions": [ext]}
 

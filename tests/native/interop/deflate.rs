@@ -58,7 +58,8 @@ struct Case {
     /// isosock's compression threshold; `None`: the mode's default (128 or 512 bytes).
     threshold: Option<usize>,
     /// The peer script's `--deflate` mode: `context`, `nocontext`, `window9` (9-bit windows
-    /// both ways) or `off`. Every mode but `off` offers (client) or accepts (server).
+    /// both ways), `window8` (isosock's window limited to 8 bits, the peer's to 9) or `off`.
+    /// Every mode but `off` offers (client) or accepts (server).
     theirs: &'static str,
     /// isosock's `extensions()` (and the `Response`'s, when dialing).
     agreed: &'static str,
@@ -119,6 +120,16 @@ const PYTHON: &[Case] = &[
         agreed: "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
         peer_agreed: "permessage-deflate out=context/9 in=context/9",
     },
+    // isosock's window is limited to 8 bits, with which it cannot compress: it sends every
+    // message uncompressed and still inflates the peer's.
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "window8",
+        agreed: "permessage-deflate; server_max_window_bits=9; client_max_window_bits=8",
+        peer_agreed: "permessage-deflate out=context/9 in=context/8",
+    },
     // The server accepts no extension: isosock's offer goes unanswered.
     Case {
         side: Dials,
@@ -175,6 +186,14 @@ const PYTHON: &[Case] = &[
         theirs: "window9",
         agreed: "permessage-deflate; server_max_window_bits=9",
         peer_agreed: "permessage-deflate out=context/9 in=context/9",
+    },
+    Case {
+        side: Accepts,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "window8",
+        agreed: "permessage-deflate; server_max_window_bits=8",
+        peer_agreed: "permessage-deflate out=context/9 in=context/8",
     },
     // The client offers; isosock declines and both go uncompressed.
     Case {
@@ -242,6 +261,14 @@ const NODE: &[Case] = &[
         side: Dials,
         ours: Ctx,
         threshold: Some(0),
+        theirs: "window8",
+        agreed: "permessage-deflate; client_max_window_bits=8; server_max_window_bits=9",
+        peer_agreed: "permessage-deflate out=context/9 in=context/8",
+    },
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: Some(0),
         theirs: "off",
         agreed: "",
         peer_agreed: "none",
@@ -296,6 +323,14 @@ const NODE: &[Case] = &[
     },
     Case {
         side: Accepts,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "window8",
+        agreed: "permessage-deflate; server_max_window_bits=8",
+        peer_agreed: "permessage-deflate out=context/9 in=context/8",
+    },
+    Case {
+        side: Accepts,
         ours: Disabled,
         threshold: None,
         theirs: "context",
@@ -341,14 +376,27 @@ impl Case {
             .unwrap_or_else(|| self.ours.default_threshold())
     }
 
+    /// The agreement's parameter names for isosock's side (`client` or `server`).
+    fn ours(&self) -> &'static str {
+        match self.side {
+            Dials => "client",
+            Accepts => "server",
+        }
+    }
+
     /// Whether isosock's compressor keeps its window between messages: context takeover was
     /// asked for and the agreement does not drop it for isosock's side.
     fn ours_keeps_context(&self) -> bool {
-        let ours_dropped = match self.side {
-            Dials => "client_no_context_takeover",
-            Accepts => "server_no_context_takeover",
-        };
-        self.ours == Ctx && !self.agreed.contains(ours_dropped)
+        let dropped = format!("{}_no_context_takeover", self.ours());
+        self.ours == Ctx && !self.agreed.contains(&dropped)
+    }
+
+    /// Whether isosock can compress at all: the agreement does not limit its window to 8
+    /// bits, which DEFLATE implementations cannot compress with.
+    fn ours_compresses(&self) -> bool {
+        !self
+            .agreed
+            .contains(&format!("{}_max_window_bits=8", self.ours()))
     }
 }
 
@@ -653,7 +701,8 @@ const BURST: usize = 200;
 /// and checks from the peer's counts that what was agreed was used: the peer inflated at
 /// least every message isosock had to compress and compressed every echo (which isosock
 /// therefore inflated), and with isosock keeping its context the burst shrank to less than
-/// half. Without an agreement, nothing is compressed either way.
+/// half. With isosock's window limited to 8 bits, isosock compressed nothing; without an
+/// agreement, nothing is compressed either way.
 async fn exercise(conn: &Conn, case: &Case, what: &str) {
     assert_eq!(
         ask(conn, "!extensions", what).await,
@@ -711,22 +760,30 @@ async fn exercise(conn: &Conn, case: &Case, what: &str) {
         return;
     }
     let threshold = case.threshold();
-    let compressed = sent
-        .iter()
-        .filter(|p| p.surely_compressed(threshold))
-        .count() as u64;
-    assert!(
-        total.in_msgs >= compressed,
-        "{what}: the peer inflated {} messages, isosock compressed at least {compressed}",
-        total.in_msgs
-    );
+    if case.ours_compresses() {
+        let compressed = sent
+            .iter()
+            .filter(|p| p.surely_compressed(threshold))
+            .count() as u64;
+        assert!(
+            total.in_msgs >= compressed,
+            "{what}: the peer inflated {} messages, isosock compressed at least {compressed}",
+            total.in_msgs
+        );
+    } else {
+        assert_eq!(
+            (start.in_msgs, end.in_msgs),
+            (0, 0),
+            "{what}: isosock compressed with an 8-bit window"
+        );
+    }
     assert!(
         total.out_msgs >= sent.len() as u64,
         "{what}: the peer compressed {} of {} echoes",
         total.out_msgs,
         sent.len()
     );
-    if case.ours_keeps_context() {
+    if case.ours_compresses() && case.ours_keeps_context() {
         let burst = after_burst.since(start);
         assert!(
             burst.in_wire * 2 < burst.in_bytes,
