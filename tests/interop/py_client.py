@@ -1,18 +1,30 @@
 """Client on Python `websockets` for the interop tests: python client -> isosock server.
 
-Usage: py_client.py URL. Checks text/binary echo, a server-initiated close with 4005, and
-closes a second connection itself with 4006 "py done". Prints one line per check and exits
-non-zero on the first failure.
+Usage: py_client.py URL [--deflate context|nocontext|window9|window8|off] [--echo]
+
+By default: checks text/binary echo, a server-initiated close with 4005, and closes a second
+connection itself with 4006 "py done". Prints one line per check and exits non-zero on the
+first failure.
+
+With `--echo`: connects once and acts as py_echo_server.py's echo peer (the same commands,
+so the isosock server drives the test), prints `closed <code> <reason>` when the server
+closes, and exits 0 if it closed cleanly.
+
+`--deflate` configures permessage-deflate as in py_echo_server.py (websockets' default, on,
+without it). Exits by itself after 60 s.
 """
+import argparse
 import asyncio
 import sys
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from py_echo_server import DEFLATE_MODES, deflate_options, echo
 
-async def main(url):
-    async with connect(url, max_size=16 << 20) as ws:
+
+async def checks(url, opts):
+    async with connect(url, max_size=16 << 20, **opts) as ws:
         for msg in ["hello from python", "ünïcödé ✓", b"\x00\x01\xfe\xff", bytes(range(256)) * 400]:
             await ws.send(msg)
             got = await ws.recv()
@@ -28,7 +40,7 @@ async def main(url):
         assert rcvd is not None and rcvd.code == 4005, f"close frame {rcvd}"
         assert rcvd.reason == "server says bye", rcvd.reason
         print(f"server close {rcvd.code} {rcvd.reason} ok", flush=True)
-    async with connect(url) as ws:
+    async with connect(url, **opts) as ws:
         await ws.send("ping?")
         assert await ws.recv() == "ping?"
         await ws.close(4006, "py done")
@@ -37,4 +49,23 @@ async def main(url):
         print("client close 4006 ok", flush=True)
 
 
-asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
+async def echo_peer(url, opts):
+    async with connect(url, max_size=16 << 20, **opts) as ws:
+        rcvd = await echo(ws)
+    print(f"closed {rcvd.code if rcvd else 'none'} {rcvd.reason if rcvd else ''}", flush=True)
+    if rcvd is None:
+        sys.exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--deflate", choices=DEFLATE_MODES)
+    parser.add_argument("--echo", action="store_true")
+    args = parser.parse_args()
+    opts = deflate_options(args.deflate, server=False)
+    run = echo_peer if args.echo else checks
+    asyncio.run(asyncio.wait_for(run(args.url, opts), 60))
+
+
+main()

@@ -1,5 +1,8 @@
 //! Interop with WebSocket implementations nobody here wrote: Python `websockets` and Node `ws`,
-//! installed by scripts/setup.sh, each as a server for our client and a client of our server.
+//! installed by scripts/setup.sh, each as a server for our client and a client of our server;
+//! permessage-deflate with them in `deflate`.
+
+mod deflate;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -54,9 +57,11 @@ struct PeerServer {
 }
 
 impl PeerServer {
-    async fn start(kind: &str, script: &str) -> Self {
+    /// Starts the peer's echo server on a free port, with the script's extra `args`.
+    async fn start(kind: &str, script: &str, args: &[&str]) -> Self {
         let mut child = peer_command(kind, script)
             .arg("0")
+            .args(args)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the {kind} peer: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
@@ -94,7 +99,7 @@ impl PeerServer {
 
 /// Our client against a peer's echo server: text, binary, large, close codes both ways.
 async fn client_against(kind: &str, script: &str) {
-    let mut peer = PeerServer::start(kind, script).await;
+    let mut peer = PeerServer::start(kind, script, &[]).await;
     let url = format!("ws://127.0.0.1:{}/", peer.port);
     let opts = DialOptions::new()
         .subprotocols(["echo.v1"])
