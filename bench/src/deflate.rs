@@ -13,6 +13,10 @@
 //! Every peer is configured like isosock: DEFLATE level 1, memLevel 8, a 32 KiB window, and
 //! both `*_no_context_takeover` parameters in no-context-takeover mode (the isosock client
 //! offers them; Node and Python answer them; yawc answers through the bench's own upgrade).
+//!
+//! `deflate-levels` measures DEFLATE alone on the same payloads, one core, no sockets: per
+//! zlib-rs level, the wire ratio and the time to compress a message with a fresh state (as
+//! without context takeover) and with one kept state (context takeover), and to inflate one.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -552,4 +556,118 @@ fn markdown(o: &Opts, m: &Machine, v: &Versions, sums: &[Summary], took: Duratio
         }
     }
     s
+}
+
+// ---- deflate-levels: DEFLATE alone ----
+
+/// Compresses `input` as one permessage-deflate message (sync flush, the 4-byte tail dropped)
+/// into `out`, the way isosock's writer does.
+fn deflate_message(c: &mut flate2::Compress, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.reserve(input.len() + 64);
+    let start = c.total_in();
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(8 << 10);
+        }
+        let done = usize::try_from(c.total_in() - start)?;
+        c.compress_vec(&input[done..], out, flate2::FlushCompress::Sync)?;
+        if usize::try_from(c.total_in() - start)? >= input.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&[0, 0, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    }
+    Ok(())
+}
+
+fn new_compress(level: u32) -> flate2::Compress {
+    flate2::Compress::new_with_window_bits(flate2::Compression::new(level), false, 15)
+}
+
+/// Entry point of `isosock-bench deflate-levels`.
+pub fn levels(argv: &[String]) -> Result<()> {
+    let a = Args::parse(argv, &["no-pin"])?;
+    let cases = a.list(
+        "cases",
+        vec![
+            Case::parse("json:1KiB")?,
+            Case::parse("json:16KiB")?,
+            Case::parse("random:16KiB")?,
+        ],
+        Case::parse,
+    )?;
+    let levels: Vec<u32> = a.list("levels", vec![1, 2, 6], |s| Ok(s.parse()?))?;
+    let bytes: usize = args::parse_size(a.get("bytes").unwrap_or("64MiB"))?;
+    if !a.switch("no-pin") {
+        crate::sys::pin_to_core(matrix::CLIENT_CORE)?;
+    }
+    let mut s = format!(
+        "### DEFLATE alone (flate2 + zlib-rs, 32 KiB window, one core), {} of messages per \
+         cell\n\n| payload | level | ratio, fresh state | µs/msg, fresh state | ratio, kept \
+         state | µs/msg, kept state | inflate µs/msg |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        fmt_size(bytes)
+    );
+    for case in &cases {
+        let msgs = case.payload.messages(case.size);
+        let n = (bytes / case.size).max(msgs.len());
+        for &level in &levels {
+            let mut out = Vec::new();
+            let mut cells = Vec::new();
+            for kept in [false, true] {
+                let mut c = Some(new_compress(level));
+                let mut wire = 0usize;
+                let t = Instant::now();
+                for i in 0..n {
+                    if !kept {
+                        // Dropped before the next is made, as isosock's writer does.
+                        drop(c.take());
+                        c = Some(new_compress(level));
+                    }
+                    if let Some(c) = c.as_mut() {
+                        deflate_message(c, &msgs[i % msgs.len()], &mut out)?;
+                    }
+                    wire += out.len();
+                }
+                let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+                cells.push((wire as f64 / (n * case.size) as f64, us));
+            }
+            // Inflating one message with a fresh state, as a receiver without context does.
+            let mut packed = Vec::new();
+            deflate_message(&mut new_compress(level), &msgs[0], &mut packed)?;
+            packed.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let mut buf = vec![0u8; case.size + 1024];
+            let t = Instant::now();
+            for _ in 0..n {
+                let mut d = flate2::Decompress::new_with_window_bits(false, 15);
+                d.decompress(&packed, &mut buf, flate2::FlushDecompress::Sync)?;
+                if d.total_out() != case.size as u64 {
+                    return Err("inflated to the wrong size".into());
+                }
+            }
+            let inflate_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            s += &format!(
+                "| {} | {level} | {} | {} | {} | {} | {} |\n",
+                case.label(),
+                fmt_f(cells[0].0, 3),
+                fmt_f(cells[0].1, 2),
+                fmt_f(cells[1].0, 3),
+                fmt_f(cells[1].1, 2),
+                fmt_f(inflate_us, 2),
+            );
+        }
+    }
+    // The state alone: made and dropped, never written to.
+    let t = Instant::now();
+    for _ in 0..10_000 {
+        std::hint::black_box(new_compress(1));
+    }
+    s += &format!(
+        "\nA compressor made and dropped without compressing anything: {:.2} µs.\n",
+        t.elapsed().as_secs_f64() * 1e6 / 10_000.0
+    );
+    println!("{s}");
+    Ok(())
 }

@@ -162,6 +162,9 @@ commands:
               [--out target/bench/compression.json] [--no-pin]
       permessage-deflate under load: compression ratio, msgs/s and CPU per message of each
       server in each mode, loaded by the isosock client in the same mode.
+  deflate-levels [--cases ...] [--levels 1,2,6] [--bytes 64MiB] [--no-pin]
+      DEFLATE alone (flate2 + zlib-rs) on the same payloads: ratio and µs per message per
+      level, with a fresh state per message and with one kept state.
   selftest
       One small exchange for every server x client pair; fails on any mismatch.
 
@@ -181,6 +184,7 @@ fn main() {
         "matrix" => matrix::main(rest),
         "idle-memory" => idle::main(rest),
         "compression" => deflate::main(rest),
+        "deflate-levels" => deflate::levels(rest),
         "hold" => idle::hold(rest),
         "pinned" => cmd_pinned(rest),
         "selftest" => selftest::main(rest),
