@@ -26,6 +26,27 @@ pub trait Rx {
     async fn recv(&mut self) -> Result<(bool, Bytes)>;
 }
 
+/// What every client is asked for when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOpts {
+    /// The largest message accepted.
+    pub read_limit: usize,
+    /// permessage-deflate: only the isosock client offers it; the others refuse anything but
+    /// `Disabled`.
+    pub compression: isosock::Compression,
+}
+
+impl ClientOpts {
+    /// Fails unless compression is off, for the clients without permessage-deflate.
+    fn uncompressed(&self, name: &str) -> Result<()> {
+        if self.compression == isosock::Compression::Disabled {
+            Ok(())
+        } else {
+            Err(format!("the {name} client has no permessage-deflate").into())
+        }
+    }
+}
+
 /// A connected client of one implementation.
 pub trait Client: Sized + 'static {
     /// The whole connection, for alternating sends and receives.
@@ -35,7 +56,11 @@ pub trait Client: Sized + 'static {
     /// The receiving half after `split`.
     type Rx: Rx + 'static;
     /// Connects and upgrades.
-    async fn connect(url: &WsUrl, url_str: &str, read_limit: usize) -> Result<Self>;
+    async fn connect(url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self>;
+    /// The extensions agreed in the handshake (`Sec-WebSocket-Extensions`), if known.
+    fn extensions(&self) -> String {
+        String::new()
+    }
     /// The connection for one-at-a-time use.
     fn duplex(self) -> Self::Duplex;
     /// Independent halves for concurrent sending and receiving.
@@ -56,10 +81,24 @@ impl Client for Isosock {
     type Tx = Isosock;
     type Rx = Isosock;
 
-    async fn connect(_url: &WsUrl, url_str: &str, read_limit: usize) -> Result<Self> {
-        let opts = isosock::DialOptions::new().read_limit(read_limit);
-        let (conn, _) = isosock::dial(url_str, &opts).await?;
+    async fn connect(_url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self> {
+        let dial = isosock::DialOptions::new()
+            .read_limit(opts.read_limit)
+            .compression(opts.compression);
+        let (conn, _) = isosock::dial(url_str, &dial).await?;
+        // A benchmark of compression that silently ran uncompressed would measure nothing.
+        if opts.compression != isosock::Compression::Disabled && conn.extensions().is_empty() {
+            return Err(format!(
+                "the server declined permessage-deflate ({:?} offered)",
+                opts.compression
+            )
+            .into());
+        }
         Ok(Isosock(Rc::new(conn)))
+    }
+
+    fn extensions(&self) -> String {
+        self.0.extensions().to_owned()
     }
 
     fn duplex(self) -> Self {
@@ -110,7 +149,8 @@ impl<const TUNED: bool> Client for Tungstenite<TUNED> {
     type Tx = TungTx;
     type Rx = TungRx;
 
-    async fn connect(url: &WsUrl, url_str: &str, _read_limit: usize) -> Result<Self> {
+    async fn connect(url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self> {
+        opts.uncompressed("tungstenite")?;
         // The default limits (64 MiB messages, 16 MiB frames) are above every size used here.
         let tcp = url.connect_tcp().await?;
         let config = crate::servers::tungstenite_config(TUNED);
@@ -202,13 +242,14 @@ impl Client for Fastwebsockets {
     type Tx = FwsTx;
     type Rx = FwsRx;
 
-    async fn connect(url: &WsUrl, _url_str: &str, read_limit: usize) -> Result<Self> {
+    async fn connect(url: &WsUrl, _url_str: &str, opts: &ClientOpts) -> Result<Self> {
+        opts.uncompressed("fastwebsockets")?;
         let mut tcp = url.connect_tcp().await?;
         crate::handshake::connect(&mut tcp, url).await?;
         let mut ws = WebSocket::after_handshake(tcp, Role::Client);
         ws.set_auto_close(true);
         ws.set_auto_pong(true);
-        ws.set_max_message_size(read_limit);
+        ws.set_max_message_size(opts.read_limit);
         Ok(Fastwebsockets(ws))
     }
 
@@ -301,11 +342,12 @@ impl Client for TokioWebsockets {
     type Tx = TwsTx;
     type Rx = TwsRx;
 
-    async fn connect(url: &WsUrl, url_str: &str, read_limit: usize) -> Result<Self> {
+    async fn connect(url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self> {
+        opts.uncompressed("tokio-websockets")?;
         let tcp = url.connect_tcp().await?;
         let (ws, _) = tokio_websockets::ClientBuilder::new()
             .uri(url_str)?
-            .limits(tokio_websockets::Limits::default().max_payload_len(Some(read_limit)))
+            .limits(tokio_websockets::Limits::default().max_payload_len(Some(opts.read_limit)))
             .connect_on(tcp)
             .await?;
         Ok(TokioWebsockets(ws))

@@ -82,6 +82,15 @@ fn header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a str
 
 /// Answers a client's upgrade request on `tcp` with 101 (server side).
 pub async fn accept(tcp: &mut TcpStream) -> Result<()> {
+    accept_with(tcp, |_| None).await.map(|_| ())
+}
+
+/// [`accept`], answering the client's `Sec-WebSocket-Extensions` offer (if any) with what
+/// `extensions` returns for it; returns that answer.
+pub async fn accept_with(
+    tcp: &mut TcpStream,
+    extensions: impl FnOnce(Option<&str>) -> Option<&'static str>,
+) -> Result<Option<&'static str>> {
     let mut buf = Vec::with_capacity(512);
     let len = read_head(tcp, &mut buf).await?;
     if len != buf.len() {
@@ -101,13 +110,17 @@ pub async fn accept(tcp: &mut TcpStream) -> Result<()> {
         return Err("Sec-WebSocket-Version is not 13".into());
     }
     let key = header(req.headers, "sec-websocket-key").ok_or("no Sec-WebSocket-Key")?;
+    let agreed = extensions(header(req.headers, "sec-websocket-extensions"));
+    let ext_line = agreed.map_or(String::new(), |e| {
+        format!("Sec-WebSocket-Extensions: {e}\r\n")
+    });
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
+         Sec-WebSocket-Accept: {}\r\n{ext_line}\r\n",
         derive_accept_key(key.trim().as_bytes())
     );
     tcp.write_all(response.as_bytes()).await?;
-    Ok(())
+    Ok(agreed)
 }
 
 /// Sends an upgrade request for `url` on `tcp` and checks the 101 answer (client side).

@@ -6,6 +6,12 @@
 //! all of it. Only echoes received during the measured interval count; their round trip is
 //! timed from just before the send. CPU time of the server process and of this process is read
 //! from /proc at the interval's two ends.
+//!
+//! With `wire`, the bytes the connections' sockets carried (frames as written and read, from
+//! `ss`) are read after the connections open and at the interval's end, together with the
+//! payload bytes sent and received by then: their quotient is the compression ratio of each
+//! direction. Both readings happen with this (single-threaded) process stopped, so payload
+//! and socket counts are of the same instant.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -16,9 +22,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::clients::{Client, Rx, Tx};
+use crate::clients::{Client, ClientOpts, Rx, Tx};
 use crate::handshake::WsUrl;
 use crate::hist::Hist;
+use crate::payload::Payload;
 use crate::{sys, Impl, Mode, Result};
 
 /// How many connections are being opened at once.
@@ -41,6 +48,12 @@ pub struct LoadSpec {
     pub conns: usize,
     /// Message size in bytes.
     pub size: usize,
+    /// What the messages hold.
+    pub payload: Payload,
+    /// permessage-deflate (isosock client only).
+    pub compression: isosock::Compression,
+    /// Whether to count the bytes on the wire.
+    pub wire: bool,
     /// Ping-pong or pipeline.
     pub mode: Mode,
     /// Outstanding messages per connection in pipeline mode.
@@ -86,6 +99,44 @@ pub struct LoadResult {
     pub connect_seconds: f64,
     /// The warm-up's length (stretched until every connection had an echo).
     pub warmup_seconds: f64,
+    /// What the messages held (`pattern`, `json`, `random`).
+    #[serde(default)]
+    pub payload: String,
+    /// The client's permessage-deflate mode.
+    #[serde(default)]
+    pub compression: String,
+    /// The extensions the first connection agreed (empty for none or unknown).
+    #[serde(default)]
+    pub extensions: String,
+    /// Bytes on the wire against payload bytes, from the connections' opening to the end of
+    /// the measured interval (with `wire`).
+    #[serde(default)]
+    pub wire: Option<Wire>,
+}
+
+/// Payload and wire bytes of all connections, both directions.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Wire {
+    /// Payload of the messages sent.
+    pub payload_sent: u64,
+    /// Payload of the echoes received.
+    pub payload_received: u64,
+    /// Frame bytes written to the sockets (client to server).
+    pub wire_sent: u64,
+    /// Frame bytes read from the sockets (server to client).
+    pub wire_received: u64,
+}
+
+impl Wire {
+    /// Server to client: the server's compression ratio (wire bytes / payload bytes).
+    pub fn ratio_down(&self) -> f64 {
+        self.wire_received as f64 / self.payload_received.max(1) as f64
+    }
+
+    /// Client to server: the client's compression ratio.
+    pub fn ratio_up(&self) -> f64 {
+        self.wire_sent as f64 / self.payload_sent.max(1) as f64
+    }
 }
 
 // Phases; `Shared::default()` starts in 0, the warm-up.
@@ -99,10 +150,18 @@ struct Shared {
     /// Connections that have received at least one echo.
     warm: Cell<usize>,
     hist: RefCell<Hist>,
+    /// Payload bytes sent and received so far, every phase.
+    sent: Cell<u64>,
+    received: Cell<u64>,
 }
 
 impl Shared {
-    fn record(&self, rtt: Duration, first: &mut bool) {
+    fn sent(&self, n: usize) {
+        self.sent.set(self.sent.get() + n as u64);
+    }
+
+    fn record(&self, rtt: Duration, len: usize, first: &mut bool) {
+        self.received.set(self.received.get() + len as u64);
         if *first {
             *first = false;
             self.warm.set(self.warm.get() + 1);
@@ -116,20 +175,53 @@ impl Shared {
     }
 }
 
-/// A binary payload of `size` bytes (a simple byte pattern; content is checked in selftest).
-pub fn payload(size: usize) -> Bytes {
-    Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+/// The messages one connection sends, in turn, and how their echoes are checked.
+struct Messages {
+    pool: Vec<Bytes>,
+    text: bool,
+    compare: bool,
 }
 
-fn check_echo(text: bool, got: usize, size: usize) -> Result<()> {
-    if text || got != size {
-        return Err(format!(
-            "echo mismatch: got a {} message of {got} bytes, sent binary of {size}",
-            if text { "text" } else { "binary" }
-        )
-        .into());
+impl Messages {
+    fn new(payload: Payload, size: usize) -> Messages {
+        Messages {
+            pool: payload.messages(size),
+            text: payload.text(),
+            compare: payload.compared(),
+        }
     }
-    Ok(())
+
+    /// The `i`th message of a connection's sequence.
+    fn get(&self, i: usize) -> &Bytes {
+        &self.pool[i % self.pool.len()]
+    }
+
+    /// Checks an echo of message `sent`: its type and length, and its bytes for the payloads
+    /// that are compared.
+    fn check(&self, sent: &Bytes, text: bool, got: &Bytes) -> Result<()> {
+        if text != self.text || got.len() != sent.len() {
+            return Err(format!(
+                "echo mismatch: got a {} message of {} bytes, sent {} of {}",
+                if text { "text" } else { "binary" },
+                got.len(),
+                if self.text { "text" } else { "binary" },
+                sent.len()
+            )
+            .into());
+        }
+        if self.compare && got != sent {
+            return Err("echo mismatch: same length, different bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// The server's port in `url`, for counting its sockets' bytes.
+fn port_of(url: &WsUrl) -> Result<u16> {
+    url.authority
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| format!("no port in {}", url.authority).into())
 }
 
 /// Runs `spec` on a current-thread runtime in this thread.
@@ -145,7 +237,10 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
 
 async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
     let url = WsUrl::parse(&spec.url)?;
-    let read_limit = (spec.size + 1024).max(64 << 10);
+    let opts = ClientOpts {
+        read_limit: (spec.size + 1024).max(64 << 10),
+        compression: spec.compression,
+    };
     let window = match spec.mode {
         Mode::PingPong => 1,
         Mode::Pipeline => spec.window.max(1),
@@ -154,23 +249,36 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
     let started = Instant::now();
     let mut clients = Vec::with_capacity(spec.conns);
     let mut connecting = futures_util::stream::iter(0..spec.conns)
-        .map(|_| C::connect(&url, &spec.url, read_limit))
+        .map(|_| C::connect(&url, &spec.url, &opts))
         .buffer_unordered(CONNECT_CONCURRENCY);
     while let Some(c) = connecting.next().await {
         clients.push(c.map_err(|e| format!("connecting to {}: {e}", spec.url))?);
     }
     drop(connecting);
     let connect_seconds = started.elapsed().as_secs_f64();
+    let extensions = clients.first().map(Client::extensions).unwrap_or_default();
+    let port = port_of(&url)?;
+    let wire0 = spec
+        .wire
+        .then(|| sys::socket_bytes_to_port(port))
+        .transpose()?;
+    if let Some(w) = wire0.filter(|w| w.sockets != spec.conns) {
+        return Err(format!(
+            "ss found {} connections to port {port}, not {}",
+            w.sockets, spec.conns
+        )
+        .into());
+    }
 
     let shared = Rc::new(Shared::default());
-    let data = payload(spec.size);
+    let msgs = Rc::new(Messages::new(spec.payload, spec.size));
     let mut tasks = Vec::with_capacity(spec.conns);
-    for c in clients {
-        let (sh, data, size, mode) = (shared.clone(), data.clone(), spec.size, spec.mode);
+    for (i, c) in clients.into_iter().enumerate() {
+        let (sh, msgs, mode) = (shared.clone(), msgs.clone(), spec.mode);
         tasks.push(tokio::task::spawn_local(async move {
             match mode {
-                Mode::PingPong => ping_pong(c.duplex(), &sh, &data, size).await,
-                Mode::Pipeline => pipeline(c.split(), &sh, &data, size, window).await,
+                Mode::PingPong => ping_pong(c.duplex(), &sh, &msgs, i).await,
+                Mode::Pipeline => pipeline(c.split(), &sh, &msgs, i, window).await,
             }
         }));
     }
@@ -213,6 +321,19 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
         .server_pid
         .map(|p| sys::cpu_time(Some(p)))
         .transpose()?;
+    // Nothing has run since STOP was set: the payload counts and the sockets agree.
+    let wire = match wire0 {
+        Some(w0) => {
+            let w1 = sys::socket_bytes_to_port(port)?;
+            Some(Wire {
+                payload_sent: shared.sent.get(),
+                payload_received: shared.received.get(),
+                wire_sent: w1.written.saturating_sub(w0.written),
+                wire_received: w1.read.saturating_sub(w0.read),
+            })
+        }
+        None => None,
+    };
 
     let results = tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(tasks))
         .await
@@ -257,17 +378,25 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
         client_cpu_us_per_msg: per_msg(client1.saturating_sub(client0)),
         connect_seconds,
         warmup_seconds,
+        payload: spec.payload.name().to_owned(),
+        compression: crate::deflate::mode_name(spec.compression).to_owned(),
+        extensions,
+        wire,
     })
 }
 
-async fn ping_pong<D: Tx + Rx>(mut d: D, sh: &Shared, data: &Bytes, size: usize) -> Result<()> {
+async fn ping_pong<D: Tx + Rx>(mut d: D, sh: &Shared, msgs: &Messages, conn: usize) -> Result<()> {
     let mut first = true;
+    let mut i = conn;
     while sh.phase.get() != STOP {
+        let data = msgs.get(i);
+        i += 1;
         let t = Instant::now();
-        d.send(false, data).await?;
+        d.send(msgs.text, data).await?;
+        sh.sent(data.len());
         let (text, got) = d.recv().await?;
-        check_echo(text, got.len(), size)?;
-        sh.record(t.elapsed(), &mut first);
+        msgs.check(data, text, &got)?;
+        sh.record(t.elapsed(), got.len(), &mut first);
     }
     Ok(())
 }
@@ -277,29 +406,35 @@ async fn ping_pong<D: Tx + Rx>(mut d: D, sh: &Shared, data: &Bytes, size: usize)
 async fn pipeline<T: Tx, R: Rx>(
     (mut tx, mut rx): (T, R),
     sh: &Shared,
-    data: &Bytes,
-    size: usize,
+    msgs: &Messages,
+    conn: usize,
     window: usize,
 ) -> Result<()> {
     let credits = Semaphore::new(window);
-    let (times_tx, mut times_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let (times_tx, mut times_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, usize)>();
     let writer = async {
         let times_tx = times_tx;
+        let mut i = conn;
         loop {
             credits.acquire().await.map_err(|_| "closed")?.forget();
             if sh.phase.get() == STOP {
                 return Ok::<(), crate::Error>(());
             }
-            times_tx.send(Instant::now()).map_err(|_| "reader gone")?;
-            tx.send(false, data).await?;
+            times_tx
+                .send((Instant::now(), i))
+                .map_err(|_| "reader gone")?;
+            let data = msgs.get(i);
+            i += 1;
+            tx.send(msgs.text, data).await?;
+            sh.sent(data.len());
         }
     };
     let reader = async {
         let mut first = true;
-        while let Some(t) = times_rx.recv().await {
+        while let Some((t, i)) = times_rx.recv().await {
             let (text, got) = rx.recv().await?;
-            check_echo(text, got.len(), size)?;
-            sh.record(t.elapsed(), &mut first);
+            msgs.check(msgs.get(i), text, &got)?;
+            sh.record(t.elapsed(), got.len(), &mut first);
             credits.add_permits(1);
         }
         Ok::<(), crate::Error>(())

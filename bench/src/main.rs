@@ -1,16 +1,19 @@
 //! `isosock-bench`: echo servers and load generators for isosock, tokio-tungstenite (default
 //! and tuned), fastwebsockets and tokio-websockets, the benchmark matrix that compares them,
-//! the idle-memory test, and a self-test that every server answers every client correctly.
+//! the idle-memory test, the permessage-deflate benchmark against yawc, Node `ws` and Python
+//! `websockets`, and a self-test that every server answers every client correctly.
 //! See BENCHMARKS.md at the repository root.
 
 mod args;
 mod child;
 mod clients;
+mod deflate;
 mod handshake;
 mod hist;
 mod idle;
 mod load;
 mod matrix;
+mod payload;
 mod raw;
 mod selftest;
 mod servers;
@@ -135,11 +138,14 @@ const USAGE: &str = "\
 usage: isosock-bench COMMAND [OPTIONS]
 
 commands:
-  server IMPL [--port 0] [--core N] [--threads 1] [--verbose]
-      Echo server; prints `listening on ws://127.0.0.1:PORT`.
+  server IMPL|yawc [--port 0] [--core N] [--threads 1] [--compression MODE] [--verbose]
+      Echo server; prints `listening on ws://127.0.0.1:PORT`. MODE (isosock and yawc only):
+      disabled, no-context-takeover, context-takeover.
   load --client IMPL --url URL [--conns 1] [--size 1KiB] [--mode pingpong|pipeline]
        [--window 16] [--warmup 1] [--duration 3] [--server-pid PID] [--core N] [--json]
-      Load generator; prints msgs/s, MB/s, p50/p99 round trip and CPU per message.
+       [--payload pattern|json|random] [--compression MODE] [--wire]
+      Load generator; prints msgs/s, MB/s, p50/p99 round trip and CPU per message; with
+      --wire also the bytes on the wire per payload byte (from `ss`).
   matrix [--quick] [--rounds 2] [--warmup S] [--duration S] [--conns 1,64,1000]
          [--sizes 16,1KiB,64KiB,1MiB] [--modes pingpong,pipeline] [--impls LIST]
          [--window 16] [--max-inflight 256MiB] [--fixed-server fastwebsockets]
@@ -147,6 +153,18 @@ commands:
       Every server against the isosock client, then every client against one server.
   idle-memory [--conns 10000] [--impls LIST] [--size 1MiB] [--rss-cap 4096MiB] [--no-pin]
       Server RSS per idle connection, and retained after one 1 MiB echo per connection.
+  idle-memory --compression MODES [--conns 10000] [--size 1KiB] [--rounds 1] [--rss-cap ...]
+      isosock server and client RSS per connection in each permessage-deflate mode: idle,
+      and after one JSON message each way per connection (clients in a `hold` process).
+  compression [--quick] [--cases json:1KiB,json:16KiB,random:16KiB] [--modes LIST]
+              [--servers isosock,yawc,node-ws,python-websockets] [--conns 64] [--rounds 2]
+              [--warmup S] [--duration S] [--node node] [--python .deps/venv/bin/python]
+              [--out target/bench/compression.json] [--no-pin]
+      permessage-deflate under load: compression ratio, msgs/s and CPU per message of each
+      server in each mode, loaded by the isosock client in the same mode.
+  deflate-levels [--cases ...] [--levels 1,2,6] [--bytes 64MiB] [--no-pin]
+      DEFLATE alone (flate2 + zlib-rs) on the same payloads: ratio and µs per message per
+      level, with a fresh state per message and with one kept state.
   selftest
       One small exchange for every server x client pair; fails on any mismatch.
 
@@ -165,6 +183,10 @@ fn main() {
         "load" => cmd_load(rest),
         "matrix" => matrix::main(rest),
         "idle-memory" => idle::main(rest),
+        "compression" => deflate::main(rest),
+        "deflate-levels" => deflate::levels(rest),
+        "hold" => idle::hold(rest),
+        "pinned" => cmd_pinned(rest),
         "selftest" => selftest::main(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -180,26 +202,42 @@ fn main() {
 
 fn cmd_server(argv: &[String]) -> Result<()> {
     let a = Args::parse(argv, &["verbose"])?;
-    let imp = Impl::parse(a.positional(0).ok_or("server: which implementation?")?)?;
+    let server = servers::Server::parse(a.positional(0).ok_or("server: which implementation?")?)?;
     if let Some(core) = a.get("core") {
         sys::pin_to_core(core.parse()?)?;
     }
     sys::raise_nofile(1024)?;
     servers::run(
-        imp,
+        server,
         a.value("port", 0)?,
         a.value("threads", 1)?,
         a.switch("verbose"),
+        deflate::parse_mode(a.get("compression").unwrap_or("disabled"))?,
     )
 }
 
+/// `pinned CORE PROGRAM ARGS...`: pins itself to CORE and becomes PROGRAM, so that every thread
+/// a peer's echo server starts runs on that core.
+fn cmd_pinned(argv: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let [core, program, args @ ..] = argv else {
+        return Err("pinned: CORE PROGRAM [ARGS...]".into());
+    };
+    sys::pin_to_core(core.parse()?)?;
+    let err = std::process::Command::new(program).args(args).exec();
+    Err(format!("exec {program}: {err}").into())
+}
+
 fn cmd_load(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &["json"])?;
+    let a = Args::parse(argv, &["json", "wire"])?;
     let spec = load::LoadSpec {
         client: Impl::parse(a.get("client").unwrap_or("isosock"))?,
         url: a.get("url").ok_or("load: --url is required")?.to_owned(),
         conns: a.value("conns", 1)?,
         size: args::parse_size(a.get("size").unwrap_or("1KiB"))?,
+        payload: payload::Payload::parse(a.get("payload").unwrap_or("pattern"))?,
+        compression: deflate::parse_mode(a.get("compression").unwrap_or("disabled"))?,
+        wire: a.switch("wire"),
         mode: Mode::parse(a.get("mode").unwrap_or("pingpong"))?,
         window: a.value("window", 16)?,
         warmup: a.seconds("warmup", Duration::from_secs(1))?,
@@ -231,6 +269,14 @@ fn cmd_load(argv: &[String]) -> Result<()> {
                 .map_or("?".to_owned(), |v| format!("{v:.2}")),
             r.client_cpu_us_per_msg,
         );
+        if let Some(w) = r.wire {
+            println!(
+                "wire/payload: {:.3} server to client, {:.3} client to server; extensions {:?}",
+                w.ratio_down(),
+                w.ratio_up(),
+                r.extensions
+            );
+        }
     }
     Ok(())
 }

@@ -19,8 +19,9 @@ use crate::load::LoadResult;
 use crate::{Impl, Mode, Result};
 
 /// The cores the server and the load generator are pinned to.
-const SERVER_CORE: usize = 0;
-const CLIENT_CORE: usize = 1;
+pub const SERVER_CORE: usize = 0;
+/// The load generator's core.
+pub const CLIENT_CORE: usize = 1;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -113,10 +114,14 @@ struct Settings {
 /// What the tables were measured on.
 #[derive(Debug, Serialize)]
 pub struct Machine {
-    cpu: String,
-    cores: usize,
-    kernel: String,
-    rustc: String,
+    /// The CPU model.
+    pub cpu: String,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// The kernel release.
+    pub kernel: String,
+    /// `rustc --version`.
+    pub rustc: String,
 }
 
 impl Machine {
@@ -374,23 +379,29 @@ pub fn main(argv: &[String]) -> Result<()> {
 /// One run: a fresh server process, a fresh load process, the load's JSON result.
 fn run_one(o: &Opts, server: Impl, client: Impl, cell: &Cell) -> Result<LoadResult> {
     let srv = ServerProc::start(server, o.pin.then_some(SERVER_CORE))?;
+    let args: Vec<String> = [
+        ("--client", client.name().to_owned()),
+        ("--conns", cell.conns.to_string()),
+        ("--size", cell.size.to_string()),
+        ("--mode", cell.mode.name().to_owned()),
+        ("--window", cell.window.to_string()),
+        ("--warmup", o.warmup.as_secs_f64().to_string()),
+        ("--duration", o.duration.as_secs_f64().to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_owned(), v])
+    .collect();
+    load_process(srv, &args, o.pin)
+}
+
+/// Runs `isosock-bench load --json ARGS` against `srv` (its URL and PID are passed), pinned to
+/// the client core if `pin`, and returns its result; `srv` is stopped when the load ends.
+pub fn load_process(srv: ServerProc, args: &[String], pin: bool) -> Result<LoadResult> {
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args([
-        "load",
-        "--json",
-        "--client",
-        client.name(),
-        "--url",
-        &srv.url,
-    ])
-    .args(["--conns", &cell.conns.to_string()])
-    .args(["--size", &cell.size.to_string()])
-    .args(["--mode", cell.mode.name()])
-    .args(["--window", &cell.window.to_string()])
-    .args(["--warmup", &o.warmup.as_secs_f64().to_string()])
-    .args(["--duration", &o.duration.as_secs_f64().to_string()])
-    .args(["--server-pid", &srv.pid.to_string()]);
-    if o.pin {
+    cmd.args(["load", "--json", "--url", &srv.url])
+        .args(["--server-pid", &srv.pid.to_string()])
+        .args(args);
+    if pin {
         cmd.args(["--core", &CLIENT_CORE.to_string()]);
     }
     let out = cmd.stdin(Stdio::null()).output()?;
@@ -407,7 +418,8 @@ fn run_one(o: &Opts, server: Impl, client: Impl, cell: &Cell) -> Result<LoadResu
     Ok(serde_json::from_str(line)?)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (the mean of the middle two for an even count; NaN when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -454,7 +466,8 @@ fn summarize(o: &Opts, cells: &[Cell], runs: &[Run]) -> Vec<Summary> {
     out
 }
 
-fn fmt_num(v: f64) -> String {
+/// A whole number with thousands separators.
+pub fn fmt_num(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }
@@ -469,7 +482,8 @@ fn fmt_num(v: f64) -> String {
     out
 }
 
-fn fmt_f(v: f64, digits: usize) -> String {
+/// `v` with `digits` decimals.
+pub fn fmt_f(v: f64, digits: usize) -> String {
     if v.is_finite() {
         format!("{v:.digits$}")
     } else {
@@ -477,7 +491,8 @@ fn fmt_f(v: f64, digits: usize) -> String {
     }
 }
 
-fn fmt_us(v: f64) -> String {
+/// Microseconds: no decimals from 100 up, one below.
+pub fn fmt_us(v: f64) -> String {
     if !v.is_finite() {
         "n/a".into()
     } else if v >= 100.0 {
@@ -487,7 +502,8 @@ fn fmt_us(v: f64) -> String {
     }
 }
 
-fn fmt_ratio(v: f64) -> String {
+/// A ratio with two decimals.
+pub fn fmt_ratio(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}")
     } else {
@@ -510,7 +526,8 @@ fn ratios(phase: Phase, iso: &Summary, peer: &Summary) -> [f64; 4] {
     ]
 }
 
-fn geomean(v: &[f64]) -> f64 {
+/// The geometric mean of the finite, positive values in `v`.
+pub fn geomean(v: &[f64]) -> f64 {
     let v: Vec<f64> = v
         .iter()
         .copied()

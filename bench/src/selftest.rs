@@ -2,16 +2,21 @@
 //! connection exchanges text and binary messages of the sizes around each frame-length
 //! boundary (0, 125/126, 65535/65536 bytes) up to 1 MiB one at a time, and a second connection
 //! sends them all back to back on its split halves while reading; every echo must match in
-//! type and content. Any mismatch fails the run.
+//! type and content. Any mismatch fails the run. Then the compression benchmark's Rust servers
+//! (isosock and yawc) in each permessage-deflate mode, with the isosock client in that mode.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::args::Args;
+use isosock::Compression;
+
 use crate::child::ServerProc;
-use crate::clients::{Client, Rx, Tx};
+use crate::clients::{Client, ClientOpts, Rx, Tx};
+use crate::deflate::mode_name;
 use crate::handshake::WsUrl;
+use crate::servers::Server;
 use crate::{Impl, Result};
 
 const SIZES: [usize; 11] = [
@@ -37,18 +42,44 @@ pub fn main(argv: &[String]) -> Result<()> {
     let cases = cases();
     let mut passed = 0;
     let mut failures = Vec::new();
+    let mut pairs = Vec::new();
     for &s in &servers {
-        let server = ServerProc::start(s, None)?;
         for &c in &clients {
-            match check_pair(c, &server.url, &cases) {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok    server {:<18} client {}", s.name(), c.name());
-                }
-                Err(e) => {
-                    println!("FAIL  server {:<18} client {}: {e}", s.name(), c.name());
-                    failures.push(format!("{} server, {} client: {e}", s.name(), c.name()));
-                }
+            pairs.push((Server::Impl(s), c, Compression::Disabled));
+        }
+    }
+    for s in [Server::Impl(Impl::Isosock), Server::Yawc] {
+        for mode in [Compression::NoContextTakeover, Compression::ContextTakeover] {
+            pairs.push((s, Impl::Isosock, mode));
+        }
+    }
+    let mut server: Option<(Server, Compression, ServerProc)> = None;
+    for (s, c, mode) in pairs {
+        if !matches!(&server, Some((s0, m0, _)) if (*s0, *m0) == (s, mode)) {
+            drop(server.take());
+            server = Some((s, mode, ServerProc::start_server(s, mode, None)?));
+        }
+        let Some((_, _, proc_)) = &server else {
+            continue;
+        };
+        let what = if mode == Compression::Disabled {
+            format!("server {:<18} client {}", s.name(), c.name())
+        } else {
+            format!(
+                "server {:<18} client {} ({})",
+                s.name(),
+                c.name(),
+                mode_name(mode)
+            )
+        };
+        match check_pair(c, &proc_.url, &cases, mode) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok    {what}");
+            }
+            Err(e) => {
+                println!("FAIL  {what}: {e}");
+                failures.push(format!("{what}: {e}"));
             }
         }
     }
@@ -124,22 +155,35 @@ fn compare(i: usize, sent: &(bool, Bytes), got: &(bool, Bytes)) -> Result<()> {
     Ok(())
 }
 
-fn check_pair(client: Impl, url: &str, cases: &[(bool, Bytes)]) -> Result<()> {
+fn check_pair(
+    client: Impl,
+    url: &str,
+    cases: &[(bool, Bytes)],
+    compression: Compression,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
-        let run = async { crate::with_client!(client, C => pair::<C>(url, cases).await) };
+        let run =
+            async { crate::with_client!(client, C => pair::<C>(url, cases, compression).await) };
         tokio::time::timeout(PAIR_TIMEOUT, run)
             .await
             .map_err(|_| "timed out")?
     })
 }
 
-async fn pair<C: Client>(url_str: &str, cases: &[(bool, Bytes)]) -> Result<()> {
+async fn pair<C: Client>(
+    url_str: &str,
+    cases: &[(bool, Bytes)],
+    compression: isosock::Compression,
+) -> Result<()> {
     let url = WsUrl::parse(url_str)?;
-    let limit = 2 << 20;
+    let limit = &ClientOpts {
+        read_limit: 2 << 20,
+        compression,
+    };
 
     let mut d = C::connect(&url, url_str, limit).await?.duplex();
     for (i, case) in cases.iter().enumerate() {

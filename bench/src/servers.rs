@@ -12,6 +12,8 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use isosock::Compression;
+
 use crate::{Impl, Result};
 
 /// The read limit of every server here.
@@ -33,9 +35,50 @@ pub fn tungstenite_config(
     }
 }
 
-/// Runs the echo server for `imp` on `port` (0 picks one) with `threads` runtime workers,
+/// An echo server: one of the matrix's implementations, or yawc (compression benchmark only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// A matrix implementation.
+    Impl(Impl),
+    /// yawc, the Rust peer with permessage-deflate.
+    Yawc,
+}
+
+impl Server {
+    /// Parses an [`Impl`] name or `yawc`.
+    pub fn parse(s: &str) -> Result<Server> {
+        if s == "yawc" {
+            Ok(Server::Yawc)
+        } else {
+            Impl::parse(s).map(Server::Impl)
+        }
+    }
+
+    /// The name used on the command line and in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Impl(i) => i.name(),
+            Server::Yawc => "yawc",
+        }
+    }
+}
+
+/// Runs the echo server for `server` on `port` (0 picks one) with `threads` runtime workers,
 /// printing `listening on ws://127.0.0.1:PORT` first. Never returns unless binding fails.
-pub fn run(imp: Impl, port: u16, threads: usize, verbose: bool) -> Result<()> {
+/// `compression` is the permessage-deflate mode; only isosock and yawc take another than
+/// `Disabled`.
+pub fn run(
+    server: Server,
+    port: u16,
+    threads: usize,
+    verbose: bool,
+    compression: Compression,
+) -> Result<()> {
+    if compression != Compression::Disabled
+        && !matches!(server, Server::Impl(Impl::Isosock) | Server::Yawc)
+    {
+        return Err(format!("the {} server has no permessage-deflate", server.name()).into());
+    }
     VERBOSE.store(verbose, Ordering::Relaxed);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
@@ -47,13 +90,20 @@ pub fn run(imp: Impl, port: u16, threads: usize, verbose: bool) -> Result<()> {
         writeln!(out, "listening on ws://{}", listener.local_addr()?)?;
         out.flush()?;
         drop(out);
-        serve(imp, listener).await
+        match server {
+            Server::Impl(imp) => serve(imp, listener, compression).await,
+            Server::Yawc => serve_yawc(listener, compression).await,
+        }
     })
 }
 
 /// Accepts connections forever, spawning an echo task for each.
-pub async fn serve(imp: Impl, listener: TcpListener) -> Result<()> {
-    let iso_opts = Arc::new(isosock::AcceptOptions::new().read_limit(READ_LIMIT));
+pub async fn serve(imp: Impl, listener: TcpListener, compression: Compression) -> Result<()> {
+    let iso_opts = Arc::new(
+        isosock::AcceptOptions::new()
+            .read_limit(READ_LIMIT)
+            .compression(compression),
+    );
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
@@ -131,6 +181,65 @@ async fn echo_tokio_websockets(tcp: TcpStream) -> Result<()> {
         // Pings and the close handshake are handled by tokio-websockets itself.
         if msg.is_text() || msg.is_binary() {
             ws.send(msg).await?;
+        }
+    }
+    Ok(())
+}
+
+/// yawc's echo server: its own upgrade ([`crate::handshake::accept_with`]) answering a
+/// permessage-deflate offer with the mode's parameters, then yawc on the stream with those
+/// extensions, level 1 like isosock and isosock's default thresholds.
+async fn serve_yawc(listener: TcpListener, compression: Compression) -> Result<()> {
+    let mut opts = yawc::Options::default().with_max_payload_read(READ_LIMIT);
+    let answer = match compression {
+        Compression::NoContextTakeover => {
+            opts = opts
+                .with_compression_level(yawc::CompressionLevel::fast())
+                .with_compression_threshold(compression.default_threshold())
+                .server_no_context_takeover()
+                .client_no_context_takeover();
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        }
+        Compression::ContextTakeover => {
+            opts = opts
+                .with_compression_level(yawc::CompressionLevel::fast())
+                .with_compression_threshold(compression.default_threshold());
+            Some("permessage-deflate")
+        }
+        _ => None,
+    };
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            if let Err(e) = echo_yawc(tcp, opts, answer).await {
+                if VERBOSE.load(Ordering::Relaxed) {
+                    eprintln!("yawc: connection: {e}");
+                }
+            }
+        });
+    }
+}
+
+async fn echo_yawc(
+    mut tcp: TcpStream,
+    opts: yawc::Options,
+    answer: Option<&'static str>,
+) -> Result<()> {
+    use yawc::frame::OpCode;
+    // Answer only an offer of permessage-deflate (the isosock client's, in the same mode).
+    let agreed = crate::handshake::accept_with(&mut tcp, |offer| {
+        answer.filter(|_| offer.is_some_and(|o| o.contains("permessage-deflate")))
+    })
+    .await?;
+    let mut ws =
+        yawc::WebSocket::from_stream_with_extensions(tcp, yawc::Role::Server, agreed, opts)?;
+    while let Some(frame) = ws.next().await {
+        match frame.opcode() {
+            OpCode::Text | OpCode::Binary => ws.send(frame).await?,
+            OpCode::Close => return Ok(()),
+            _ => {}
         }
     }
     Ok(())

@@ -94,6 +94,69 @@ pub fn status_kib(pid: u32, field: &str) -> Result<u64> {
         .ok_or_else(|| format!("{path}: no {field} line").into())
 }
 
+/// Bytes the application side of a set of TCP sockets has written and read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBytes {
+    /// Established sockets found.
+    pub sockets: usize,
+    /// Written by the application: acknowledged by the peer plus still in the send queue.
+    pub written: u64,
+    /// Read by the application: received by the kernel less what waits in the receive queue.
+    pub read: u64,
+}
+
+/// What this machine's established TCP sockets whose remote port is `port` have carried, from
+/// `ss -tinH` (iproute2): per socket `bytes_acked` + Send-Q and `bytes_received` - Recv-Q,
+/// summed. On a client these are the WebSocket frames as sent and read, headers included.
+pub fn socket_bytes_to_port(port: u16) -> Result<SocketBytes> {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tinH",
+            "state",
+            "established",
+            "dport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .map_err(|e| format!("running ss (iproute2): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ss: {}", String::from_utf8_lossy(&out.stderr).trim()).into());
+    }
+    parse_ss(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `ss -tinH state established` output: a line `Recv-Q Send-Q local peer` per socket,
+/// then a line of TCP_INFO fields.
+fn parse_ss(text: &str) -> Result<SocketBytes> {
+    let mut total = SocketBytes::default();
+    let mut queues: Option<(u64, u64)> = None;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            let q = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            queues = q(0).zip(q(1));
+            continue;
+        }
+        let Some((recv_q, send_q)) = queues.take() else {
+            continue;
+        };
+        let field = |name: &str| -> u64 {
+            fields
+                .iter()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix(':')?.parse().ok())
+                .unwrap_or(0)
+        };
+        total.sockets += 1;
+        total.written += field("bytes_acked") + send_q;
+        total.read += field("bytes_received").saturating_sub(recv_q);
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +166,17 @@ mod tests {
         assert!(cpu_time(None).is_ok());
         let rss = vm_rss_kib(std::process::id()).expect("VmRSS");
         assert!(rss > 0);
+    }
+
+    #[test]
+    fn parses_ss_output() {
+        let out = "0      59393  127.0.0.1:48482 127.0.0.1:37545\n\t bbr wscale:10,10 \
+                   bytes_sent:40198709 bytes_acked:40139317 bytes_received:37235367 \
+                   segs_out:1182\n12     0      127.0.0.1:48484 127.0.0.1:37545\n\t \
+                   bytes_acked:100 bytes_received:50 rcv_space:1\n";
+        let b = parse_ss(out).expect("parses");
+        assert_eq!(b.sockets, 2);
+        assert_eq!(b.written, 40139317 + 59393 + 100);
+        assert_eq!(b.read, 37235367 + 50 - 12);
     }
 }
