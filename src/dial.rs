@@ -176,7 +176,10 @@ impl DialOptions {
     }
 
     /// Sets whether to offer permessage-deflate, and in which mode. Default:
-    /// [`Compression::Disabled`](crate::Compression::Disabled).
+    /// [`Compression::NoContextTakeover`](crate::Compression::NoContextTakeover), like a
+    /// browser, which offers compression on every connection: free unless the server agrees,
+    /// and no DEFLATE state kept between messages. Pass
+    /// [`Compression::Disabled`](crate::Compression::Disabled) to offer nothing.
     ///
     /// The server decides: [`Response::extensions`] and [`Conn::extensions`] tell whether it
     /// agreed. `dial` fails with [`ErrorKind::Handshake`] if the server answers with an

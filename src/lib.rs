@@ -123,11 +123,13 @@
 //! - **Close timeout**: natively each half of the close handshake has its own
 //!   [`DialOptions::close_timeout`]; the browser runs the handshake itself, so the timeout
 //!   bounds the wait for its `close` event once.
-//! - **permessage-deflate** (RFC 7692): natively opt-in and off by default on both sides:
-//!   `DialOptions::compression` and `AcceptOptions::compression` take a `Compression` mode
-//!   (`NoContextTakeover`: DEFLATE state exists only while a message is written or read;
-//!   `ContextTakeover`: about 340 KiB kept per connection, for better ratios on small similar
-//!   messages), and messages under `compression_threshold` go out uncompressed. Without an
+//! - **permessage-deflate** (RFC 7692): natively a client offers it by default (without
+//!   context takeover, as a browser offers it on every connection) and a server accepts it
+//!   only when asked: `DialOptions::compression` and `AcceptOptions::compression` take a
+//!   `Compression` mode (`NoContextTakeover`, the client's default: DEFLATE state exists
+//!   only while a message is written or read; `ContextTakeover`: about 330 KiB kept per
+//!   connection on each side, for better ratios on small similar messages; `Disabled`, the
+//!   server's default), and messages under `compression_threshold` go out uncompressed. Without an
 //!   agreement, frames with reserved bits are refused with 1002. In the browser the browser
 //!   decides: it offers permessage-deflate on every connection and compresses whenever the
 //!   server agrees, with the context takeover the server's answer allows; a page cannot turn

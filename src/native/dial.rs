@@ -39,8 +39,9 @@ impl Default for DialExtras {
         DialExtras {
             headers: Vec::new(),
             tls_config: None,
+            // Offered like a browser offers it; see `Compression` for the reason.
             compression: CompressionOptions {
-                mode: Compression::Disabled,
+                mode: Compression::NoContextTakeover,
                 threshold: None,
             },
         }

@@ -195,10 +195,13 @@ mod chat {
 
     /// Joins the chat as `nick`; returns the connection once the server said `nick joined`.
     async fn join(addr: SocketAddr, nick: &str) -> isosock::Conn {
+        join_with(addr, nick, DialOptions::new()).await
+    }
+
+    /// [`join`] dialing with `opts`.
+    async fn join_with(addr: SocketAddr, nick: &str, opts: DialOptions) -> isosock::Conn {
         let url = format!("ws://{addr}{}", isosock_chat_protocol::WS_PATH);
-        let (conn, _) = within("dial", dial(&url, &DialOptions::new()))
-            .await
-            .expect("dial");
+        let (conn, _) = within("dial", dial(&url, &opts)).await.expect("dial");
         let hello = ClientMsg::Hello { nick: nick.into() };
         conn.write(serde_json::to_string(&hello).expect("json"))
             .await
@@ -336,7 +339,8 @@ mod chat {
                     break;
                 }
             }
-            let bob = join(addr, "bob").await;
+            let opts = DialOptions::new().compression(isosock::Compression::Disabled);
+            let bob = join_with(addr, "bob", opts).await;
             assert_eq!(bob.extensions(), "", "bob offered no compression");
         })
         .await;

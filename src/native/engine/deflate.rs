@@ -29,8 +29,8 @@ pub(crate) const SPARE_MAX: usize = 16;
 /// Idle DEFLATE states, reset and ready, shared by every connection without context takeover.
 struct Spare {
     /// Compressors by window size.
-    deflate: Vec<(u8, Box<Compress>)>,
-    inflate: Vec<Box<Decompress>>,
+    deflate: Vec<(u8, Compress)>,
+    inflate: Vec<Decompress>,
 }
 
 static SPARE: Mutex<Spare> = Mutex::new(Spare {
@@ -45,23 +45,19 @@ fn spare() -> std::sync::MutexGuard<'static, Spare> {
 
 /// A compressor with a `bits`-bit window at level 1 (fastest; coder/websocket's choice too),
 /// from the pool when one is there.
-fn new_compress(bits: u8) -> Box<Compress> {
+fn new_compress(bits: u8) -> Compress {
     let mut pool = spare();
     match pool.deflate.iter().position(|(b, _)| *b == bits) {
         Some(i) => pool.deflate.swap_remove(i).1,
         None => {
             drop(pool);
-            Box::new(Compress::new_with_window_bits(
-                flate2::Compression::fast(),
-                false,
-                bits,
-            ))
+            Compress::new_with_window_bits(flate2::Compression::fast(), false, bits)
         }
     }
 }
 
 /// Resets a compressor a finished message used and keeps it for reuse, if there is room.
-fn recycle_compress(bits: u8, mut c: Box<Compress>) {
+fn recycle_compress(bits: u8, mut c: Compress) {
     c.reset();
     let mut pool = spare();
     if pool.deflate.len() < SPARE_MAX {
@@ -71,12 +67,12 @@ fn recycle_compress(bits: u8, mut c: Box<Compress>) {
 
 /// A decompressor with a 15-bit window (it inflates anything a peer may send: its window is
 /// at most 15 bits), from the pool when one is there.
-fn new_decompress() -> Box<Decompress> {
+fn new_decompress() -> Decompress {
     let reused = spare().inflate.pop();
-    reused.unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, 15)))
+    reused.unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
 }
 
-fn recycle_decompress(mut d: Box<Decompress>) {
+fn recycle_decompress(mut d: Decompress) {
     d.reset(false);
     let mut pool = spare();
     if pool.inflate.len() < SPARE_MAX {
@@ -98,7 +94,7 @@ pub(crate) struct Deflater {
     dir: Direction,
     /// Messages shorter than this are sent uncompressed.
     threshold: usize,
-    state: Option<Box<Compress>>,
+    state: Option<Compress>,
 }
 
 impl std::fmt::Debug for Deflater {
@@ -200,7 +196,7 @@ pub(crate) enum InflateError {
 /// The decompressor of the messages this side reads.
 pub(crate) struct Inflater {
     reset: bool,
-    state: Option<Box<Decompress>>,
+    state: Option<Decompress>,
     /// The DEFLATE stream ended (a final block) within this message; what follows in the
     /// message is ignored and the next message starts a new stream.
     ended: bool,

@@ -290,12 +290,13 @@ async fn no_subprotocol_selected_is_accepted() {
 }
 
 /// RFC 6455 4.1 (client requirement 5): an extension "not present in the client's handshake"
-/// fails the connection: `ErrorKind::Handshake` (with compression disabled, the default,
-/// isosock offers none; tests/native/conformance/deflate.rs covers the offers it makes).
+/// fails the connection: `ErrorKind::Handshake` (with compression disabled isosock offers
+/// none; tests/native/conformance/deflate.rs covers the offers it makes by default).
 #[tokio::test]
 async fn extension_not_offered_fails_the_handshake() {
     bounded(async {
-        expect_handshake_error(DialOptions::new(), |head| {
+        let opts = DialOptions::new().compression(isosock::Compression::Disabled);
+        expect_handshake_error(opts, |head| {
             switching(head, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
         })
         .await;

@@ -563,7 +563,8 @@ fn inflate_all(d: &mut Decompress, input: &[u8]) -> Vec<u8> {
 
 // ---- the client ----------------------------------------------------------------------------
 
-/// RFC 7692 7.1: what an isosock client offers in each mode (nothing when disabled).
+/// RFC 7692 7.1: what an isosock client offers in each mode (nothing when disabled), and by
+/// default.
 #[tokio::test]
 async fn client_offers_by_mode() {
     bounded(async {
@@ -591,6 +592,15 @@ async fn client_offers_by_mode() {
                 "{mode:?}"
             );
         }
+        // The default is the no-context offer, as a browser offers compression by default.
+        let (_, _, head) = handshake_with(DialOptions::new(), |head| switching(head, "")).await;
+        assert_eq!(
+            header(&head, "sec-websocket-extensions").as_deref(),
+            Some(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+                 client_max_window_bits"
+            )
+        );
     })
     .await;
 }
