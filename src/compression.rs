@@ -15,15 +15,15 @@
 /// offers compression on every connection: it costs nothing unless the server agrees, and
 /// holds no state between messages. A server accepts nothing by default
 /// ([`Disabled`](Self::Disabled)): browsers offer compression on every connection, so a
-/// server that accepted it by default would spend 2.2× (1 KiB JSON) to 3.8× (16 KiB JSON)
+/// server that accepted it by default would spend 2.2× (1 KiB JSON) to 3.6× (16 KiB JSON)
 /// the CPU per message on every browser client, and that trade is the application's.
 /// Measured in BENCHMARKS.md ("Compression"), 64 connections, isosock server:
 ///
 /// | mode | server CPU per message, 1 KiB / 16 KiB JSON | bytes on the wire | memory per connection after a message |
 /// | --- | --- | --- | --- |
-/// | `Disabled` | 7.9 / 22.0 µs | 1.00 | 4.3 KiB |
-/// | `NoContextTakeover` | 17.8 / 83.3 µs | 0.61 / 0.35 | 4.4 KiB |
-/// | `ContextTakeover` | 22.9 / 206.5 µs | 0.33 / 0.31 | 336 KiB |
+/// | `Disabled` | 7.0 / 22.1 µs | 1.00 | 4.5 KiB |
+/// | `NoContextTakeover` | 15.2 / 78.6 µs | 0.61 / 0.35 | 4.7 KiB |
+/// | `ContextTakeover` | 25.7 / 212.0 µs | 0.33 / 0.31 | 336 KiB |
 ///
 /// Messages shorter than the compression threshold (`DialOptions::compression_threshold`,
 /// default 512 bytes without context takeover and 128 with it, coder/websocket's) are sent

@@ -54,6 +54,11 @@
 //! | browser send buffer before `write` waits (`bufferedAmount`) | 1 MiB | [`DialOptions::write_high_water_mark`] |
 //! | unread messages held in the browser | max(16 MiB, 4 × read limit) | the read limit |
 //! | refused handshake body kept in the error | 1 KiB | fixed ([`HTTP_BODY_PREFIX`]) |
+//! | compression (native): a client offers / a server accepts | `NoContextTakeover` / `Disabled` | `DialOptions::compression`, `AcceptOptions::compression` (see `Compression` for why) |
+//! | compression threshold (native) | 512 B without context takeover, 128 B with it | `DialOptions::compression_threshold`, `AcceptOptions::compression_threshold` |
+//! | inflated size of a compressed message | the read limit, counted as it inflates | the read limit |
+//! | compressed bytes in one frame (native) | read limit + 0.1% + 64 B | the read limit |
+//! | DEFLATE state kept for reuse, per process (native) | 16 compressors, 16 decompressors | fixed |
 //! | [`ByteStream`] message per write | 16 KiB | [`ByteStream::max_message_size`] |
 //! | [`Reconnecting`] read-ahead; offline queue | 16 messages; off | [`ReconnectOptions::read_ahead`], [`ReconnectOptions::queue_while_offline`] |
 //! | `server` open connections; message rate | 10,000; unlimited | `ServerOptions` |
