@@ -77,8 +77,7 @@ const PY_BOTH_NO_CONTEXT: &str = "permessage-deflate; server_no_context_takeover
 const WS_BOTH_NO_CONTEXT: &str =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
-/// websockets' server limits both windows to 12 bits by default; its client asks for nothing
-/// but what `--deflate` adds.
+/// isosock dialing websockets' server, which limits both windows to 12 bits by default.
 const PYTHON: &[Case] = &[
     Case {
         side: Dials,
@@ -147,6 +146,81 @@ const PYTHON: &[Case] = &[
         agreed: "",
         peer_agreed: "none",
     },
+];
+
+/// isosock dialing ws's server, which keeps 15-bit windows unless told otherwise and
+/// compresses every message (the scripts set its threshold to 0).
+const NODE: &[Case] = &[
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "context",
+        agreed: "permessage-deflate",
+        peer_agreed: "permessage-deflate out=context/15 in=context/15",
+    },
+    Case {
+        side: Dials,
+        ours: NoCtx,
+        threshold: None,
+        theirs: "context",
+        agreed: WS_BOTH_NO_CONTEXT,
+        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
+    },
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: None,
+        theirs: "nocontext",
+        agreed: WS_BOTH_NO_CONTEXT,
+        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
+    },
+    Case {
+        side: Dials,
+        ours: NoCtx,
+        threshold: Some(0),
+        theirs: "nocontext",
+        agreed: WS_BOTH_NO_CONTEXT,
+        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
+    },
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: None,
+        theirs: "window9",
+        agreed: "permessage-deflate; client_max_window_bits=9; server_max_window_bits=9",
+        peer_agreed: "permessage-deflate out=context/9 in=context/9",
+    },
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "window8",
+        agreed: "permessage-deflate; client_max_window_bits=8; server_max_window_bits=9",
+        peer_agreed: "permessage-deflate out=context/9 in=context/8",
+    },
+    Case {
+        side: Dials,
+        ours: Ctx,
+        threshold: Some(0),
+        theirs: "off",
+        agreed: "",
+        peer_agreed: "none",
+    },
+    Case {
+        side: Dials,
+        ours: Disabled,
+        threshold: None,
+        theirs: "context",
+        agreed: "",
+        peer_agreed: "none",
+    },
+];
+
+/// isosock's server with each peer's client (`--echo`), which offers nothing but what
+/// `--deflate` adds: isosock's answers do not depend on who offers, so one list serves both
+/// peers.
+const ACCEPTS: &[Case] = &[
     Case {
         side: Accepts,
         ours: Ctx,
@@ -214,147 +288,16 @@ const PYTHON: &[Case] = &[
     },
 ];
 
-/// ws keeps 15-bit windows unless told otherwise, and compresses every message (the scripts
-/// set its threshold to 0).
-const NODE: &[Case] = &[
-    Case {
-        side: Dials,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "context",
-        agreed: "permessage-deflate",
-        peer_agreed: "permessage-deflate out=context/15 in=context/15",
-    },
-    Case {
-        side: Dials,
-        ours: NoCtx,
-        threshold: None,
-        theirs: "context",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Dials,
-        ours: Ctx,
-        threshold: None,
-        theirs: "nocontext",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Dials,
-        ours: NoCtx,
-        threshold: Some(0),
-        theirs: "nocontext",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Dials,
-        ours: Ctx,
-        threshold: None,
-        theirs: "window9",
-        agreed: "permessage-deflate; client_max_window_bits=9; server_max_window_bits=9",
-        peer_agreed: "permessage-deflate out=context/9 in=context/9",
-    },
-    Case {
-        side: Dials,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "window8",
-        agreed: "permessage-deflate; client_max_window_bits=8; server_max_window_bits=9",
-        peer_agreed: "permessage-deflate out=context/9 in=context/8",
-    },
-    Case {
-        side: Dials,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "off",
-        agreed: "",
-        peer_agreed: "none",
-    },
-    Case {
-        side: Dials,
-        ours: Disabled,
-        threshold: None,
-        theirs: "context",
-        agreed: "",
-        peer_agreed: "none",
-    },
-    Case {
-        side: Accepts,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "context",
-        agreed: "permessage-deflate",
-        peer_agreed: "permessage-deflate out=context/15 in=context/15",
-    },
-    Case {
-        side: Accepts,
-        ours: NoCtx,
-        threshold: None,
-        theirs: "context",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Accepts,
-        ours: Ctx,
-        threshold: None,
-        theirs: "nocontext",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Accepts,
-        ours: NoCtx,
-        threshold: Some(0),
-        theirs: "nocontext",
-        agreed: WS_BOTH_NO_CONTEXT,
-        peer_agreed: "permessage-deflate out=nocontext/15 in=nocontext/15",
-    },
-    Case {
-        side: Accepts,
-        ours: Ctx,
-        threshold: None,
-        theirs: "window9",
-        agreed: "permessage-deflate; server_max_window_bits=9",
-        peer_agreed: "permessage-deflate out=context/9 in=context/9",
-    },
-    Case {
-        side: Accepts,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "window8",
-        agreed: "permessage-deflate; server_max_window_bits=8",
-        peer_agreed: "permessage-deflate out=context/9 in=context/8",
-    },
-    Case {
-        side: Accepts,
-        ours: Disabled,
-        threshold: None,
-        theirs: "context",
-        agreed: "",
-        peer_agreed: "none",
-    },
-    Case {
-        side: Accepts,
-        ours: Ctx,
-        threshold: Some(0),
-        theirs: "off",
-        agreed: "",
-        peer_agreed: "none",
-    },
-];
-
 #[tokio::test]
 async fn permessage_deflate_round_trips_with_python_websockets() {
     run_all(Peer::Python, PYTHON).await;
+    run_all(Peer::Python, ACCEPTS).await;
 }
 
 #[tokio::test]
 async fn permessage_deflate_round_trips_with_node_ws() {
     run_all(Peer::Node, NODE).await;
+    run_all(Peer::Node, ACCEPTS).await;
 }
 
 /// Runs each row under the suite's time limit, naming the row that exceeds it.
