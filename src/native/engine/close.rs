@@ -410,10 +410,8 @@ mod tests {
     async fn close_fails_with_timeout_when_the_peer_never_answers() {
         bounded(async {
             let settings = Settings {
-                read_limit: 1 << 20,
                 close_timeout: Duration::from_millis(100),
-                write_high_water_mark: 1 << 20,
-                compression_threshold: 0,
+                ..super::super::testing::settings(1 << 20)
             };
             let (conn, _peer) = pair_with(Role::Server, settings, 64 << 10);
             let err = conn

@@ -175,7 +175,7 @@ impl Deflater {
 
     /// Ends a message without more bytes (a failed or abandoned one too): drops the state
     /// unless context is taken over.
-    pub(crate) fn end_message(&mut self) {
+    fn end_message(&mut self) {
         if self.dir.reset {
             if let Some(c) = self.state.take() {
                 recycle_compress(self.dir.window_bits, c);
@@ -231,9 +231,11 @@ impl Inflater {
         fin: bool,
         mut sink: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), InflateError> {
-        let res = self.run(input, &mut sink).and_then(|()| {
+        // One output buffer for the bytes and the tail (zeroing it is not free per pass).
+        let mut buf = [0u8; INFLATE_STEP];
+        let res = self.run(input, &mut buf, &mut sink).and_then(|()| {
             if fin {
-                self.run(&TAIL, &mut sink)
+                self.run(&TAIL, &mut buf, &mut sink)
             } else {
                 Ok(())
             }
@@ -247,17 +249,17 @@ impl Inflater {
     fn run(
         &mut self,
         mut input: &[u8],
+        buf: &mut [u8; INFLATE_STEP],
         sink: &mut impl FnMut(&[u8]) -> bool,
     ) -> Result<(), InflateError> {
         if self.ended {
             return Ok(());
         }
         let state = self.state.get_or_insert_with(new_decompress);
-        let mut buf = [0u8; INFLATE_STEP];
         loop {
             let (in0, out0) = (state.total_in(), state.total_out());
             let status = state
-                .decompress(input, &mut buf, FlushDecompress::Sync)
+                .decompress(input, buf, FlushDecompress::Sync)
                 .map_err(|e| InflateError::Corrupt(e.to_string()))?;
             let used = (state.total_in() - in0) as usize;
             let made = (state.total_out() - out0) as usize;
@@ -279,7 +281,7 @@ impl Inflater {
     }
 
     /// Ends a message: drops the state unless context is taken over (or the stream ended).
-    pub(crate) fn end_message(&mut self) {
+    fn end_message(&mut self) {
         if self.reset || self.ended {
             if let Some(d) = self.state.take() {
                 recycle_decompress(d);

@@ -452,7 +452,6 @@ impl FrameSink for WriteGuard<'_> {
 mod tests {
     use std::future::Future;
     use std::task::{Context, Poll};
-    use std::time::Duration;
 
     use bytes::Bytes;
 
@@ -515,10 +514,8 @@ mod tests {
     async fn cancelled_writes_cannot_grow_the_queue_past_the_high_water_mark() {
         bounded(async {
             let settings = Settings {
-                read_limit: 1 << 20,
-                close_timeout: Duration::from_secs(5),
                 write_high_water_mark: 8 << 10,
-                compression_threshold: 0,
+                ..super::super::testing::settings(1 << 20)
             };
             // A 1 KiB pipe nobody reads: the socket soon takes nothing more.
             let (conn, _peer) = pair_with(Role::Server, settings, 1 << 10);
