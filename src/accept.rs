@@ -49,6 +49,7 @@ pub struct AcceptOptions {
     pub(crate) handshake_timeout: Duration,
     pub(crate) write_high_water_mark: usize,
     pub(crate) compression: CompressionOptions,
+    pub(crate) engine: crate::Engine,
     pub(crate) hook: Option<Arc<Hook>>,
 }
 
@@ -63,6 +64,7 @@ impl fmt::Debug for AcceptOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("write_high_water_mark", &self.write_high_water_mark)
             .field("compression", &self.compression)
+            .field("engine", &self.engine)
             .field("hook", &self.hook.is_some())
             .finish()
     }
@@ -82,6 +84,7 @@ impl Default for AcceptOptions {
                 mode: Compression::Disabled,
                 threshold: None,
             },
+            engine: crate::Engine::Own,
             hook: None,
         }
     }
@@ -123,6 +126,18 @@ impl AcceptOptions {
     /// without context takeover, 128 with it). `0` compresses every message.
     pub fn compression_threshold(mut self, bytes: usize) -> Self {
         self.compression.threshold = Some(bytes);
+        self
+    }
+
+    /// Sets the protocol engine that carries the connection's frames after the handshake.
+    /// Default: [`Engine::Own`](crate::Engine::Own), isosock's own engine.
+    ///
+    /// An engine without permessage-deflate (tungstenite) cannot be combined with
+    /// [`compression`](Self::compression) other than [`Compression::Disabled`]: `accept`
+    /// then answers the client with `500` and fails with
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
+    pub fn engine(mut self, engine: crate::Engine) -> Self {
+        self.engine = engine;
         self
     }
 
@@ -470,6 +485,7 @@ mod hyper_accept {
             Ok((response, negotiated)) => {
                 let on_upgrade = hyper::upgrade::on(req);
                 let settings = imp::settings(opts);
+                let engine = opts.engine;
                 let fut = async move {
                     let upgraded = on_upgrade.await.map_err(|e| {
                         Error::with_source(
@@ -479,7 +495,7 @@ mod hyper_accept {
                         )
                     })?;
                     let io = hyper_util::rt::TokioIo::new(upgraded);
-                    let conn = imp::wrap_server(io, Vec::new(), negotiated, settings);
+                    let conn = imp::wrap_server(io, Vec::new(), negotiated, settings, engine).await;
                     Ok(Conn::from_backend(conn))
                 };
                 Ok((

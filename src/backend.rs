@@ -4,7 +4,8 @@
 //!
 //! # The contract every backend meets
 //!
-//! The contract is the [`Engine`] trait (and [`FrameSink`] for a streamed message): the shared
+//! The contract is the [`Engine`] trait (and [`FrameSink`] for a streamed message, [`Dial`] for
+//! opening a connection): the shared
 //! modules (`conn.rs`, `dial.rs`, the helpers) reach a backend only through it, so the compiler
 //! checks every backend against the same signatures, `Send` bounds included. Each item's doc
 //! says what it guarantees on success, on error and on drop. Arguments reaching a backend are
@@ -33,7 +34,8 @@ use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, Result};
 use crate::message::{Message, MessageType};
 
-/// One WebSocket connection as a backend implements it. `Conn` wraps exactly one `Engine`.
+/// One WebSocket connection as a backend implements it. `Conn` wraps exactly one `Engine`
+/// (natively an enum of the engines, each of which implements this trait too).
 ///
 /// Every future is `Send`: shared code keeps a `Conn` behind `Send` bounds on both targets.
 pub(crate) trait Engine: Send + Sync + Sized + 'static {
@@ -46,15 +48,9 @@ pub(crate) trait Engine: Send + Sync + Sized + 'static {
 
     /// `true` if `FrameSink::poll_send_frame` may be called with `fin = false` (frames on the
     /// wire); `false` if the shared `Writer` must buffer the whole message and call it once
-    /// with `first = fin = true`.
-    const WRITER_STREAMS: bool;
-
-    /// Opens the connection or fails with `Connect`, `Handshake` or `Timeout`. Dropping the
-    /// future closes any socket it opened.
-    fn dial(
-        url: &WsUrl<'_>,
-        opts: &DialOptions,
-    ) -> impl Future<Output = Result<(Self, Response)>> + Send;
+    /// with `first = fin = true`. Per connection, since natively the engine is chosen per
+    /// connection and only the own engine streams.
+    fn writer_streams(&self) -> bool;
 
     /// The next message. One reader at a time; cancel-safe (a dropped call loses no message).
     /// After the connection ends, returns the same terminal error every time (`Closed` with
@@ -110,6 +106,17 @@ pub(crate) trait Engine: Send + Sync + Sized + 'static {
 
     // Drop: closes the transport without a handshake and releases every resource (tasks,
     // JS closures); nothing panics.
+}
+
+/// How a backend opens a connection. Implemented by `backend::Conn` only: natively one dial
+/// (isosock's handshake) serves every engine, which then carries the frames.
+pub(crate) trait Dial: Engine {
+    /// Opens the connection or fails with `Connect`, `Handshake` or `Timeout`. Dropping the
+    /// future closes any socket it opened.
+    fn dial(
+        url: &WsUrl<'_>,
+        opts: &DialOptions,
+    ) -> impl Future<Output = Result<(Self, Response)>> + Send;
 }
 
 /// Sends the pieces of one streamed message; held by a `Writer`.

@@ -77,6 +77,55 @@ impl Conn {
         Conn { inner }
     }
 
+    /// Adopts a tokio-tungstenite `WebSocketStream` the caller already has (from
+    /// `accept_async`, `connect_async`, or a server built on them), so isosock's API and
+    /// helpers (json, [`ByteStream`](crate::ByteStream), [`split`](Conn::split),
+    /// [`Heartbeat`](crate::Heartbeat), ...) work on it. tungstenite keeps carrying the frames.
+    ///
+    /// `subprotocol` is what the stream's handshake agreed, if anything: isosock did not see
+    /// that handshake, so [`subprotocol`](Conn::subprotocol) returns what is passed here and
+    /// [`extensions`](Conn::extensions) is empty.
+    ///
+    /// The stream keeps the limits it was built with (tungstenite's `max_message_size`, 64 MiB
+    /// by default, bounds memory while a message arrives): the read limit starts at that
+    /// `max_message_size` (unlimited if it has none), and [`set_read_limit`](Conn::set_read_limit)
+    /// can lower it, checked when each message has arrived. The close timeout is
+    /// [`DEFAULT_CLOSE_TIMEOUT`](crate::DEFAULT_CLOSE_TIMEOUT).
+    ///
+    /// # Platform notes
+    ///
+    /// Native only, with feature `tungstenite`. `WebSocketStream` is tokio-tungstenite 0.30's
+    /// (pinned): a new tokio-tungstenite release that isosock moves to is a breaking change of
+    /// this method, and so of isosock.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+    /// let ws = tokio_tungstenite::accept_async(tcp).await?;
+    /// let conn = isosock::Conn::from_tungstenite(ws, None);
+    /// while let Ok(msg) = conn.read().await {
+    ///     conn.write(msg).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(all(not(target_arch = "wasm32"), feature = "tungstenite"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(all(not(target_arch = "wasm32"), feature = "tungstenite")))
+    )]
+    pub fn from_tungstenite<S>(
+        stream: tokio_tungstenite::WebSocketStream<S>,
+        subprotocol: Option<&str>,
+    ) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        Conn {
+            inner: backend::Conn::from_tungstenite(stream, subprotocol.map(str::to_owned)),
+        }
+    }
+
     /// Frames (natively) or messages (browser) received so far: the heartbeat's sign of life.
     pub(crate) fn received_count(&self) -> u64 {
         self.inner.received_count()
@@ -267,13 +316,15 @@ impl Conn {
     ///
     /// # Platform notes
     ///
-    /// Natively the writer sends a frame each time 16 KiB have accumulated, so a message of
-    /// any size needs only that much memory. In the browser it buffers the whole message in
-    /// memory and sends it on finish, since the browser only sends whole messages.
+    /// Natively, on the own engine, the writer sends a frame each time 16 KiB have
+    /// accumulated, so a message of any size needs only that much memory. In the browser, and
+    /// natively on the tungstenite engine (`Engine::Tungstenite`), it buffers the whole
+    /// message in memory and sends it on finish, since those only send whole messages.
     pub async fn writer(&self, message_type: MessageType) -> Result<Writer<'_>> {
         let guard = self.inner.writer().await?;
         Ok(Writer {
             guard,
+            streams: self.inner.writer_streams(),
             message_type,
             buf: Vec::new(),
             first: true,
@@ -471,15 +522,18 @@ enum WriterState {
 /// `poll_close` / `shutdown` finishes the message like [`finish`](Writer::finish).
 ///
 /// Dropping an unfinished writer discards the message if nothing of it was sent yet. If
-/// frames of it were already on the wire (natively, past 16 KiB) the message cannot be
-/// completed, so the connection is closed at once and later operations fail with
-/// [`ErrorKind::AlreadyClosed`].
+/// frames of it were already on the wire (natively on the own engine, past 16 KiB) the
+/// message cannot be completed, so the connection is closed at once and later operations
+/// fail with [`ErrorKind::AlreadyClosed`].
 ///
 /// For a text message the bytes must form UTF-8 as a whole; a sequence may be split between
 /// writes. Invalid UTF-8 fails the write with [`ErrorKind::InvalidArgument`].
 #[derive(Debug)]
 pub struct Writer<'a> {
     guard: <backend::Conn as Engine>::WriteGuard<'a>,
+    /// Whether the engine sends frames as they fill (`Engine::writer_streams`); if not, the
+    /// whole message is buffered and sent on finish.
+    streams: bool,
     message_type: MessageType,
     buf: Vec<u8>,
     first: bool,
@@ -582,7 +636,7 @@ impl Writer<'_> {
         data: &[u8],
     ) -> Poll<Result<usize>> {
         self.check_open()?;
-        if !<backend::Conn as Engine>::WRITER_STREAMS {
+        if !self.streams {
             self.buf.extend_from_slice(data);
             return Poll::Ready(Ok(data.len()));
         }

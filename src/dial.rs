@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backend::{self, Engine};
+use crate::backend::{self, Dial};
 use crate::conn::Conn;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -203,6 +203,23 @@ impl DialOptions {
     #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn compression(mut self, mode: crate::Compression) -> Self {
         self.extras.compression.mode = mode;
+        self.extras.compression_set = true;
+        self
+    }
+
+    /// Sets the protocol engine that carries the connection's frames after the handshake.
+    /// Default: [`Engine::Own`](crate::Engine::Own), isosock's own engine.
+    ///
+    /// An engine without permessage-deflate (tungstenite) does not offer it; asking for
+    /// compression with [`compression`](Self::compression) as well fails the dial with
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) before anything is
+    /// sent.
+    ///
+    /// Native only: the browser is its own engine.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn engine(mut self, engine: crate::Engine) -> Self {
+        self.extras.engine = engine;
         self
     }
 

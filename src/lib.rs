@@ -42,6 +42,24 @@
 //! - [`Heartbeat`]: notices a silent peer and fails the connection.
 //! - `server` (native): a callback server over `accept`.
 //!
+//! ## Engines (native)
+//!
+//! Natively isosock does the handshake, TLS, origin checks, hooks and limits, then an engine
+//! carries the frames, chosen per connection with `DialOptions::engine` and
+//! `AcceptOptions::engine` (`Engine`):
+//!
+//! | | `Engine::Own` (default) | `Engine::Tungstenite` (feature `tungstenite`) |
+//! | --- | --- | --- |
+//! | what | isosock's own RFC 6455 engine | tokio-tungstenite 0.30 |
+//! | permessage-deflate | yes | no: asking for it fails with [`ErrorKind::InvalidArgument`] |
+//! | streaming `Writer` | 16 KiB frames on the wire | whole message on `finish` |
+//! | invalid UTF-8 in text | fails as it arrives | fails when the message is whole |
+//! | read limit | enforced while reading; `set_read_limit` raises or lowers | tungstenite's limit is the connection-time one; `set_read_limit` lowers it (checked once the message is whole) |
+//! | Autobahn, each mode | 514 OK, 3 INFORMATIONAL | 296 OK, 2 NON-STRICT, 3 INFORMATIONAL, 216 UNIMPLEMENTED (compression) |
+//!
+//! With feature `tungstenite`, `Conn::from_tungstenite` adopts a `WebSocketStream` that was
+//! opened elsewhere (`accept_async`, `connect_async`).
+//!
 //! ## Limits and their defaults
 //!
 //! | limit | default | set with |
@@ -145,7 +163,8 @@
 //!   `WebSocket.extensions`), and the read limit counts inflated bytes: natively while a
 //!   message inflates (a small frame that would inflate beyond the limit fails with 1009), in
 //!   the browser once the whole inflated message arrived, like every read limit there.
-//! - **Cargo features** `webpki-roots`, `native-roots` and `hyper` only affect native builds.
+//! - **Cargo features** `webpki-roots`, `native-roots`, `hyper` and `tungstenite` only affect
+//!   native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -157,6 +176,8 @@ mod close;
 mod compression;
 mod conn;
 mod dial;
+#[cfg(not(target_arch = "wasm32"))]
+mod engine;
 mod error;
 #[cfg(all(fuzzing, not(target_arch = "wasm32")))]
 #[doc(hidden)]
@@ -201,6 +222,9 @@ pub use dial::{
     dial, DialOptions, Response, DEFAULT_CLOSE_TIMEOUT, DEFAULT_DIAL_TIMEOUT, DEFAULT_READ_LIMIT,
     DEFAULT_WRITE_HIGH_WATER_MARK,
 };
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+pub use engine::Engine;
 pub use error::{close_status, Error, ErrorKind, Result, HTTP_BODY_PREFIX};
 pub use heartbeat::{Heartbeat, HeartbeatHandle};
 pub use message::{Message, MessageType};

@@ -41,19 +41,22 @@ pub(crate) fn settings(opts: &AcceptOptions) -> Settings {
     }
 }
 
-pub(crate) fn wrap_server(
+pub(crate) async fn wrap_server(
     io: impl Io,
     leftover: Vec<u8>,
     negotiated: Negotiated,
     settings: Settings,
+    engine: crate::Engine,
 ) -> Conn {
-    Conn::from_upgraded(
+    Conn::upgraded(
+        engine,
         Transport::new(io),
         leftover,
         Role::Server,
         negotiated,
         settings,
     )
+    .await
 }
 
 pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) -> Result<Conn> {
@@ -99,7 +102,7 @@ pub(crate) async fn accept_stream<S: Io>(mut stream: S, opts: &AcceptOptions) ->
                     ))
                 }
             }
-            Ok(wrap_server(stream, leftover, negotiated, settings(opts)))
+            Ok(wrap_server(stream, leftover, negotiated, settings(opts), opts.engine).await)
         }
         Err(refusal) => {
             let (resp, err) = *refusal;
@@ -314,6 +317,13 @@ pub(crate) fn negotiate(
     headers: &HeaderMap,
     opts: &AcceptOptions,
 ) -> std::result::Result<(Response<()>, Negotiated), Refusal> {
+    if !opts.engine.compresses() && opts.compression.mode != crate::Compression::Disabled {
+        return Err(server_bug(format!(
+            "AcceptOptions ask for compression ({:?}) with the {:?} engine, which has no \
+             permessage-deflate",
+            opts.compression.mode, opts.engine
+        )));
+    }
     if version != Version::HTTP_11 {
         let what = match version {
             Version::HTTP_09 => "HTTP/0.9",

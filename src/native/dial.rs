@@ -32,6 +32,11 @@ pub(crate) struct DialExtras {
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     /// permessage-deflate (`DialOptions::compression`).
     pub(crate) compression: CompressionOptions,
+    /// Whether `DialOptions::compression` was called: the default offer is dropped for an
+    /// engine without compression, an explicit one is refused.
+    pub(crate) compression_set: bool,
+    /// The engine that carries the frames (`DialOptions::engine`).
+    pub(crate) engine: crate::Engine,
 }
 
 impl Default for DialExtras {
@@ -44,6 +49,8 @@ impl Default for DialExtras {
                 mode: Compression::NoContextTakeover,
                 threshold: None,
             },
+            compression_set: false,
+            engine: crate::Engine::default(),
         }
     }
 }
@@ -54,7 +61,8 @@ impl DialExtras {
     pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
         d.field("headers", &crate::redact::Headers::pairs(&self.headers))
             .field("tls_config", &self.tls_config.is_some())
-            .field("compression", &self.compression);
+            .field("compression", &self.compression)
+            .field("engine", &self.engine);
     }
 }
 
@@ -93,6 +101,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
+    compression_mode(&opts.extras)?;
     let limit = opts.timeout;
     match tokio::time::timeout(limit, dial_inner(url, opts)).await {
         Ok(r) => r,
@@ -197,7 +206,7 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         write_high_water_mark: opts.write_high_water_mark,
         compression_threshold: opts.extras.compression.threshold(),
     };
-    let mode = opts.extras.compression.mode;
+    let mode = compression_mode(&opts.extras)?;
     if let Some(offer) = extensions::client_offer(mode) {
         extra.insert(
             http::header::SEC_WEBSOCKET_EXTENSIONS,
@@ -211,8 +220,36 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         extensions: negotiated.extensions.clone(),
         extras: ResponseExtras { headers },
     };
-    let conn = Conn::from_upgraded(transport, leftover, Role::Client, negotiated, settings);
+    let conn = Conn::upgraded(
+        opts.extras.engine,
+        transport,
+        leftover,
+        Role::Client,
+        negotiated,
+        settings,
+    )
+    .await;
     Ok((conn, response))
+}
+
+/// The compression to offer: the one asked for, none by default with an engine that cannot
+/// compress, and `InvalidArgument` when compression was asked for with such an engine.
+fn compression_mode(extras: &DialExtras) -> Result<Compression> {
+    let mode = extras.compression.mode;
+    if extras.engine.compresses() || mode == Compression::Disabled {
+        return Ok(mode);
+    }
+    if extras.compression_set {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "compression ({mode:?}) was asked for with the {:?} engine, which has no \
+                 permessage-deflate",
+                extras.engine
+            ),
+        ));
+    }
+    Ok(Compression::Disabled)
 }
 
 /// How long a refused handshake waits for the first bytes of the response body.

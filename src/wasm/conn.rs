@@ -17,7 +17,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::lock::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use super::driver::{self, Command};
-use crate::backend::{Engine, FrameSink};
+use crate::backend::{Dial, Engine, FrameSink};
 use crate::close::{CloseFrame, StatusCode};
 use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, ErrorKind, Result};
@@ -427,14 +427,19 @@ impl Conn {
     }
 }
 
+impl Dial for Conn {
+    async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Self, Response)> {
+        open(url, opts).await
+    }
+}
+
 impl Engine for Conn {
     type WriteGuard<'a> = WriteGuard<'a>;
     type Closed = Closed;
-    /// The browser only sends whole messages, so the shared `Writer` buffers.
-    const WRITER_STREAMS: bool = false;
 
-    async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Self, Response)> {
-        open(url, opts).await
+    /// The browser only sends whole messages, so the shared `Writer` buffers.
+    fn writer_streams(&self) -> bool {
+        false
     }
 
     async fn read(&self) -> Result<Message> {
@@ -631,7 +636,7 @@ impl std::fmt::Debug for WriteGuard<'_> {
 }
 
 impl FrameSink for WriteGuard<'_> {
-    /// Sends the whole message (`WRITER_STREAMS` is false, so `first` and `fin` are both set).
+    /// Sends the whole message (`writer_streams` is false, so `first` and `fin` are both set).
     fn poll_send_frame(
         &mut self,
         cx: &mut Context<'_>,

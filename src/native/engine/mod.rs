@@ -6,8 +6,8 @@
 //! | --- | --- | --- |
 //! | [`read`] | reading, parsing, the receive rules, UTF-8 as it arrives, answering pings | `read`, `reader_waker`, `received` |
 //! | [`write`] | the group-commit write queue and its high-water mark, the streaming writer | `write` (`msg_lock`, `out`, the writers' wakers) |
-//! | [`close`] | the close state machine: who closed, the handshake, the terminal error | `close` (`state`, `changed`) |
-//! | [`ping`] | pings sent and their pongs | `pings` |
+//! | [`close`] | this engine's side of the close state machine (`native/closing.rs`): close frames on the write queue, the echo, dropping the socket | `close` (`native::closing::CloseState`) |
+//! | [`ping`] | pings sent on the write queue (their pongs: `native/pings.rs`) | `pings` |
 //! | [`utf8`] | the incremental UTF-8 check | (none) |
 //! | [`deflate`] | permessage-deflate's compressor and decompressor | (held under `write.msg_lock` and in `read`) |
 //!
@@ -30,7 +30,7 @@
 //! 3. `write.out` (std): the outgoing queue. Whoever waits for its bytes to be written writes
 //!    everything queued: concurrent writers share system calls (group commit).
 //! 4. `io` (std): the stream, held only within one poll.
-//! 5. `close.state` (std) and `pings` (std): leaves, never held while another lock is taken.
+//! 5. the close state (std) and the pings' waiters (std): leaves, never held while another lock is taken.
 //!
 //! A task may take a lock of a higher number while it holds one of a lower number, never the
 //! other way round. The std mutexes are held only within one poll or one synchronous step.
@@ -42,22 +42,20 @@ mod read;
 mod utf8;
 mod write;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::lock::Mutex as AsyncMutex;
 use futures_util::task::AtomicWaker;
 
+use super::closing::{close_read, lock, CloseState, Closed, Closer};
 use super::extensions::Agreement;
 use super::frame::Role;
 use super::io::Transport;
+use super::pings::Pings;
 use crate::backend::Engine;
 use crate::close::{CloseFrame, StatusCode};
-use crate::dial::{DialOptions, Response, WsUrl};
 use crate::error::{Error, Result};
 use crate::message::Message;
 
@@ -96,20 +94,14 @@ struct Shared {
     /// Locks 2 and 3: the write queue.
     write: write::WriteQueue,
     /// Lock 5: the close state machine.
-    close: close::CloseState,
+    close: CloseState,
     /// Lock 5: pings waiting for their pong.
-    pings: ping::Pings,
+    pings: Pings,
     role: Role,
     read_limit: AtomicUsize,
     settings: Settings,
     /// Frames of any kind read so far: the heartbeat's sign of life.
     received: AtomicU64,
-}
-
-/// Locks a std mutex of the engine.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; recover the data if something ever did.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A native connection of the own engine; see `backend.rs` for the contract.
@@ -162,8 +154,8 @@ impl Conn {
                 read: AsyncMutex::new(read::ReadState::new(&leftover, inflater)),
                 reader_waker: AtomicWaker::new(),
                 write: write::WriteQueue::new(deflater),
-                close: close::CloseState::default(),
-                pings: ping::Pings::default(),
+                close: CloseState::default(),
+                pings: Pings::default(),
                 role,
                 read_limit: AtomicUsize::new(settings.read_limit),
                 settings,
@@ -180,13 +172,22 @@ impl Conn {
     }
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("role", &self.shared.role)
+            .field("subprotocol", &self.subprotocol)
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Engine for Conn {
     type WriteGuard<'a> = WriteGuard<'a>;
     type Closed = Closed;
-    const WRITER_STREAMS: bool = true;
 
-    async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Self, Response)> {
-        super::dial::dial(url, opts).await
+    fn writer_streams(&self) -> bool {
+        true
     }
 
     async fn read(&self) -> Result<Message> {
@@ -216,7 +217,7 @@ impl Engine for Conn {
     }
 
     fn close_read(&self) -> Closed {
-        close::close_read(&self.shared)
+        close_read(&self.shared)
     }
 
     fn set_read_limit(&self, bytes: usize) {
@@ -232,7 +233,7 @@ impl Engine for Conn {
     }
 
     fn peer_close_frame(&self) -> Option<CloseFrame> {
-        lock(&self.shared.close.state).peer_close.clone()
+        self.shared.close.peer_close()
     }
 
     fn received_count(&self) -> u64 {
@@ -240,7 +241,7 @@ impl Engine for Conn {
     }
 
     fn closed_locally(&self) -> bool {
-        lock(&self.shared.close.state).user_closed
+        self.shared.close.user_closed()
     }
 
     fn fail(&self, err: Error) {
@@ -251,25 +252,6 @@ impl Engine for Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.shared.abort("the connection was dropped");
-    }
-}
-
-/// The future returned by `close_read`.
-pub(crate) struct Closed {
-    fut: Pin<Box<dyn Future<Output = Error> + Send>>,
-}
-
-impl std::fmt::Debug for Closed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Closed").finish_non_exhaustive()
-    }
-}
-
-impl Future for Closed {
-    type Output = Error;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Error> {
-        self.fut.as_mut().poll(cx)
     }
 }
 

@@ -17,9 +17,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::deflate::{InflateError, Inflater};
 use super::utf8::{growth_within, Utf8Text};
 use super::{lock, Shared};
-use crate::close::StatusCode;
+use crate::close::{CloseFrame, StatusCode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Message;
+use crate::native::closing::{already_closed, Closer};
 use crate::native::frame::{self, FrameError, OpCode};
 
 /// Bytes read at once, into a stack buffer, when no frame is partly received.
@@ -222,7 +223,13 @@ impl Shared {
                 }
                 Ok(msg)
             }
-            Step::PeerClose(close) => Err(self.on_peer_close(close).await),
+            Step::PeerClose(close) => {
+                let frame = close.map(|(code, reason)| CloseFrame {
+                    code: StatusCode::from(code),
+                    reason,
+                });
+                Err(self.on_peer_close(frame).await)
+            }
             Step::Fail { err, code, reason } => Err(self.fail_with_close(err, code, reason).await),
             Step::Lost(err) => Err(self.lost(err)),
         }
@@ -374,8 +381,8 @@ impl Shared {
                 Error::with_source(ErrorKind::ConnectionLost, why, e)
             }
         };
-        let err = if self.aborted() {
-            super::close::already_closed()
+        let err = if self.close.aborted() {
+            already_closed()
         } else {
             lost
         };
@@ -420,7 +427,7 @@ impl Shared {
             }
             OpCode::Text | OpCode::Binary | OpCode::Continue => on_data(rs, f, payload),
             OpCode::Ping => {
-                if !lock(&self.close.state).close_sent {
+                if !self.close.close_sent() {
                     match self.enqueue(true, OpCode::Pong, &payload) {
                         Ok(target) => rs.pong_target = Some(target),
                         Err(e) => return Some(Step::Lost(e)),
@@ -429,7 +436,7 @@ impl Shared {
                 None
             }
             OpCode::Pong => {
-                self.on_pong(&payload);
+                self.pings.on_pong(&payload);
                 None
             }
             OpCode::Close => Some(match frame::parse_close(&payload) {

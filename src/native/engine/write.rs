@@ -3,7 +3,7 @@
 //! streaming writer's frames.
 //!
 //! Locks: `msg_lock` (async) is held while a message's frames are queued; `out` (std) is the
-//! queue, and `io` is taken under it within one poll. `close.state` may be taken under `out`
+//! queue, and `io` is taken under it within one poll. the close state may be taken under `out`
 //! (to word an error); nothing is taken under `io`.
 
 use std::collections::VecDeque;
@@ -22,6 +22,7 @@ use super::{lock, Shared};
 use crate::backend::FrameSink;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageType};
+use crate::native::closing::Closer;
 use crate::native::frame::{self, OpCode, Role};
 use crate::native::handshake::mask_key;
 
