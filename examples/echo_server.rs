@@ -102,15 +102,22 @@ mod native {
 
     /// Accepts connections on `listener` forever, echoing on each.
     pub async fn serve(listener: TcpListener) {
+        serve_with(listener, options()).await
+    }
+
+    /// `serve`, accepting with `base` (plus a hook that learns each connection's URL) instead
+    /// of [`options`].
+    pub async fn serve_with(listener: TcpListener, base: AcceptOptions) {
         let counts: Arc<Mutex<Counts>> = Arc::default();
         loop {
             let (tcp, peer) = accept_next(&listener).await;
             let counts = counts.clone();
+            let base = base.clone();
             tokio::spawn(async move {
                 // A hook per connection, to learn the URL it asked for.
                 let url = Arc::new(Mutex::new(String::new()));
                 let seen = url.clone();
-                let opts = options().on_request(move |req| {
+                let opts = base.clone().on_request(move |req| {
                     if let Ok(mut u) = seen.lock() {
                         *u = match req.query() {
                             Some(q) => format!("{}?{q}", req.path()),
@@ -122,22 +129,29 @@ mod native {
                 match accept(tcp, &opts).await {
                     Ok(conn) => {
                         let url = url.lock().map(|u| u.clone()).unwrap_or_default();
-                        let id = id_of(&url);
-                        let count = counts.lock().unwrap_or_else(|e| e.into_inner()).add(id);
-                        if url.starts_with("/http") {
-                            if let Err(e) = serve_http(conn).await {
-                                eprintln!("{peer}: http over websocket: {e}");
-                            }
-                            return;
-                        }
-                        let session = Session { url, count };
-                        if let Err(e) = echo_session(&conn, &session, &counts).await {
-                            eprintln!("{peer}: {e}");
-                        }
+                        serve_conn(conn, url, &counts, &peer.to_string()).await;
                     }
                     Err(e) => eprintln!("{peer}: handshake: {e}"),
                 }
             });
+        }
+    }
+
+    /// Serves one accepted connection that asked for `url` (path and query): HTTP over it for
+    /// `/http...`, the echo session otherwise. `counts` is shared by one server's
+    /// connections; `peer` names the client in error messages.
+    pub async fn serve_conn(conn: Conn, url: String, counts: &Mutex<Counts>, peer: &str) {
+        let id = id_of(&url);
+        let count = counts.lock().unwrap_or_else(|e| e.into_inner()).add(id);
+        if url.starts_with("/http") {
+            if let Err(e) = serve_http(conn).await {
+                eprintln!("{peer}: http over websocket: {e}");
+            }
+            return;
+        }
+        let session = Session { url, count };
+        if let Err(e) = echo_session(&conn, &session, counts).await {
+            eprintln!("{peer}: {e}");
         }
     }
 
@@ -168,7 +182,7 @@ mod native {
 
     /// Connections accepted per `id=`, for `!count`: at most [`MAX_IDS`] ids.
     #[derive(Debug, Default)]
-    struct Counts {
+    pub struct Counts {
         /// Per id: the connections accepted, and when the last one was (in `add` calls).
         ids: HashMap<String, (u64, u64)>,
         clock: u64,

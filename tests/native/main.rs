@@ -19,6 +19,8 @@ mod common;
 mod echo_server;
 
 mod accept;
+#[cfg(feature = "tungstenite")]
+mod adopt;
 mod conformance;
 mod examples_load;
 mod extreme_values;
@@ -37,15 +39,19 @@ mod util;
 tokio::task_local! {
     /// The compression the shared scenarios dial with (tests/native/scenarios.rs sets it).
     pub static COMPRESSION: isosock::Compression;
+    /// The engine the shared scenarios dial with (tests/native/scenarios.rs sets it).
+    pub static ENGINE: isosock::Engine;
 }
 
 /// The options the shared scenarios dial with: the defaults, plus the compression mode of the
-/// scenario module running (every message compressed), if any.
+/// scenario module running (every message compressed), if any, and its engine.
 pub fn dial_options() -> isosock::DialOptions {
     let mode = COMPRESSION
         .try_with(|m| *m)
         .unwrap_or(isosock::Compression::Disabled);
+    let engine = ENGINE.try_with(|e| *e).unwrap_or_default();
     isosock::DialOptions::new()
         .compression(mode)
         .compression_threshold(0)
+        .engine(engine)
 }

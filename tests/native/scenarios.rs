@@ -5,23 +5,26 @@ use crate::util::{bounded, echo_url};
 
 /// Turns each group of `common::for_each_scenario!` into `#[tokio::test]`s, each bounded in
 /// time, the URL-taking ones against a fresh in-process echo server (which accepts
-/// permessage-deflate), and each dialing with `compression` (see `crate::dial_options`).
+/// permessage-deflate), and each dialing with `compression` and `engine` (see
+/// `crate::dial_options`).
 macro_rules! tokio_scenarios {
-    ($compression:expr; url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+    ($compression:expr, $engine:expr; url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
         #[tokio::test]
         async fn $name() {
             use $module as shared;
-            let url = echo_url().await;
-            crate::COMPRESSION.scope($compression, bounded(shared::$name(&url))).await;
+            let url = server_url().await;
+            let run = crate::COMPRESSION.scope($compression, bounded(shared::$name(&url)));
+            crate::ENGINE.scope($engine, run).await;
         }
     )*};
-    ($compression:expr; no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
+    ($compression:expr, $engine:expr; no_url, $module:path, [$($(#[$attr:meta])* $name:ident),* $(,)?]) => {$(
         $(#[$attr])*
         #[tokio::test]
         async fn $name() {
             use $module as shared;
-            crate::COMPRESSION.scope($compression, bounded(shared::$name())).await;
+            let run = crate::COMPRESSION.scope($compression, bounded(shared::$name()));
+            crate::ENGINE.scope($engine, run).await;
         }
     )*};
 }
@@ -29,8 +32,29 @@ macro_rules! tokio_scenarios {
 /// Every scenario without compression.
 mod plain {
     use super::*;
+    use crate::util::echo_url as server_url;
     macro_rules! scenarios {
-        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::Disabled; $($t)*); };
+        ($($t:tt)*) => {
+            tokio_scenarios!(isosock::Compression::Disabled, isosock::Engine::Own; $($t)*);
+        };
+    }
+    common::for_each_scenario!(scenarios);
+}
+
+/// Every scenario on the tokio-tungstenite engine, client and echo server alike. It has no
+/// compression, so this is the only mode it runs in.
+#[cfg(feature = "tungstenite")]
+mod tungstenite_engine {
+    use super::*;
+
+    /// An echo server on the tungstenite engine too, so both roles run on it.
+    async fn server_url() -> String {
+        crate::util::echo_url_on(isosock::Engine::Tungstenite).await
+    }
+    macro_rules! scenarios {
+        ($($t:tt)*) => {
+            tokio_scenarios!(isosock::Compression::Disabled, isosock::Engine::Tungstenite; $($t)*);
+        };
     }
     common::for_each_scenario!(scenarios);
 }
@@ -39,8 +63,9 @@ mod plain {
 /// message compressed (threshold 0).
 mod deflate_no_context {
     use super::*;
+    use crate::util::echo_url as server_url;
     macro_rules! scenarios {
-        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::NoContextTakeover; $($t)*); };
+        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::NoContextTakeover, isosock::Engine::Own; $($t)*); };
     }
     common::for_each_scenario!(scenarios);
 }
@@ -48,8 +73,9 @@ mod deflate_no_context {
 /// And with the window kept from message to message in both directions.
 mod deflate_context {
     use super::*;
+    use crate::util::echo_url as server_url;
     macro_rules! scenarios {
-        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::ContextTakeover; $($t)*); };
+        ($($t:tt)*) => { tokio_scenarios!(isosock::Compression::ContextTakeover, isosock::Engine::Own; $($t)*); };
     }
     common::for_each_scenario!(scenarios);
 }
@@ -70,6 +96,49 @@ async fn no_common_subprotocol_is_accepted() {
                 .expect("dial with no common protocol");
         assert_eq!(conn.subprotocol(), None);
         assert_eq!(resp.subprotocol(), None);
+    })
+    .await;
+}
+
+/// The tungstenite engine has no permessage-deflate: asking for both fails with
+/// `InvalidArgument` (dial: before connecting; accept: the client gets a 500), while a
+/// client's default offer is simply not made.
+#[cfg(feature = "tungstenite")]
+#[tokio::test]
+async fn compression_with_the_tungstenite_engine_is_refused() {
+    use isosock::{AcceptOptions, Compression, DialOptions, Engine, ErrorKind};
+    bounded(async {
+        let url = echo_url().await;
+        let opts = DialOptions::new()
+            .engine(Engine::Tungstenite)
+            .compression(Compression::NoContextTakeover);
+        let err = isosock::dial(&url, &opts).await.expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
+        // The default offer is dropped: the echo server would accept it.
+        let opts = DialOptions::new().engine(Engine::Tungstenite);
+        let (conn, resp) = isosock::dial(&url, &opts).await.expect("dial");
+        assert_eq!(resp.extensions(), "");
+        assert_eq!(conn.extensions(), "");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let opts = AcceptOptions::new()
+                .engine(Engine::Tungstenite)
+                .compression(Compression::ContextTakeover);
+            isosock::accept(tcp, &opts).await
+        });
+        let err = isosock::dial(&format!("ws://{addr}/"), &DialOptions::new())
+            .await
+            .expect_err("500");
+        assert_eq!(err.kind(), ErrorKind::Handshake);
+        assert_eq!(err.http_status(), Some(500));
+        let err = server.await.expect("server task").expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     })
     .await;
 }

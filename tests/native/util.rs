@@ -8,6 +8,19 @@ use tokio::net::TcpListener;
 /// Every test body runs under this limit, so nothing can hang the suite.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
 
+/// The URL of a fresh in-process echo server whose connections run on `engine` (without
+/// compression when that engine has none).
+#[cfg(feature = "tungstenite")]
+pub async fn echo_url_on(engine: isosock::Engine) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let opts = crate::echo_server::options()
+        .compression(isosock::Compression::Disabled)
+        .engine(engine);
+    tokio::spawn(crate::echo_server::serve_with(listener, opts));
+    format!("ws://{addr}/echo")
+}
+
 /// Starts the echo server of `examples/echo_server.rs` on a free loopback port; returns its URL.
 /// It stops when the test's runtime ends.
 pub async fn echo_url() -> String {
