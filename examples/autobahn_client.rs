@@ -25,15 +25,28 @@ mod native {
 
     const AGENT: &str = "isosock";
 
+    /// The engine, from `ISOSOCK_ENGINE`: unset or `own`, isosock's own engine with
+    /// permessage-deflate (context takeover, every message compressed); `tungstenite` (built
+    /// with feature `tungstenite`), the tokio-tungstenite engine, which has no compression.
+    fn engine_options(opts: DialOptions) -> Result<DialOptions, String> {
+        match std::env::var("ISOSOCK_ENGINE").as_deref() {
+            Err(_) | Ok("own") => Ok(opts
+                .compression(Compression::ContextTakeover)
+                .compression_threshold(0)),
+            #[cfg(feature = "tungstenite")]
+            Ok("tungstenite") => Ok(opts.engine(isosock::Engine::Tungstenite)),
+            Ok(other) => Err(format!(
+                "ISOSOCK_ENGINE={other:?}: expected own or tungstenite (with feature tungstenite)"
+            )),
+        }
+    }
+
     #[tokio::main]
     pub(crate) async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let base = std::env::args()
             .nth(1)
             .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
-        let opts = DialOptions::new()
-            .read_limit(64 << 20)
-            .compression(Compression::ContextTakeover)
-            .compression_threshold(0);
+        let opts = engine_options(DialOptions::new().read_limit(64 << 20))?;
 
         let (conn, _) = dial(&format!("{base}/getCaseCount"), &opts)
             .await

@@ -25,6 +25,22 @@ mod native {
     use isosock::{accept, AcceptOptions, Compression, Conn, ErrorKind};
     use tokio::net::TcpListener;
 
+    /// The engine, from `ISOSOCK_ENGINE`: unset or `own`, isosock's own engine with
+    /// permessage-deflate (context takeover, every message compressed); `tungstenite` (built
+    /// with feature `tungstenite`), the tokio-tungstenite engine, which has no compression.
+    fn engine_options(opts: AcceptOptions) -> Result<AcceptOptions, String> {
+        match std::env::var("ISOSOCK_ENGINE").as_deref() {
+            Err(_) | Ok("own") => Ok(opts
+                .compression(Compression::ContextTakeover)
+                .compression_threshold(0)),
+            #[cfg(feature = "tungstenite")]
+            Ok("tungstenite") => Ok(opts.engine(isosock::Engine::Tungstenite)),
+            Ok(other) => Err(format!(
+                "ISOSOCK_ENGINE={other:?}: expected own or tungstenite (with feature tungstenite)"
+            )),
+        }
+    }
+
     #[tokio::main]
     pub(crate) async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let port: u16 = match std::env::args().nth(1) {
@@ -33,10 +49,7 @@ mod native {
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("listening on ws://{}", listener.local_addr()?);
-        let opts = AcceptOptions::new()
-            .read_limit(64 << 20)
-            .compression(Compression::ContextTakeover)
-            .compression_threshold(0);
+        let opts = engine_options(AcceptOptions::new().read_limit(64 << 20))?;
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Autobahn|Testsuite (all 517 cases) against isosock in both modes, as a regression gate:
+# Autobahn|Testsuite (all 517 cases) against isosock in both modes, on each engine (the own
+# engine, then tokio-tungstenite's, reports in tests/artifacts/autobahn/tungstenite/ and
+# verdicts against autobahn/expected-tungstenite.json), as a regression gate:
 # client mode (`wstest -m fuzzingserver` against examples/autobahn_client.rs) and server mode
 # (`wstest -m fuzzingclient` against examples/autobahn_server.rs). Reports go to
 # tests/artifacts/autobahn/{client,server}/; scripts/autobahn_compare.py then checks every
@@ -69,7 +71,7 @@ install_suite
 if [ "$MODE" = --install-only ]; then exit 0; fi
 
 say "build the drivers (release: the 9.x cases move 16 MiB messages)"
-cargo build --quiet --release --example autobahn_client --example autobahn_server
+cargo build --quiet --release --features tungstenite --example autobahn_client --example autobahn_server
 PY="$VENV/bin/python"
 # Wherever cargo puts it (CARGO_TARGET_DIR, .cargo/config.toml).
 BIN=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples
@@ -96,49 +98,61 @@ wait_listening() {
   return 1
 }
 
-rm -rf "$OUT/client" "$OUT/server"
-mkdir -p "$OUT/client" "$OUT/server"
+# One engine through both modes, its reports in $OUT, its verdicts against $expected.
+# ISOSOCK_ENGINE picks the drivers' engine (examples/autobahn_{client,server}.rs).
+run_suite() {
+  local engine=$1 OUT=$2 expected=$3 port url start args
+  rm -rf "$OUT/client" "$OUT/server"
+  mkdir -p "$OUT/client" "$OUT/server"
 
-say "client mode: wstest -m fuzzingserver, examples/autobahn_client.rs as the client"
-start=$SECONDS
-port=$(free_port)
-cat >"$OUT/client-spec.json" <<EOF
+  say "$engine engine, client mode: wstest -m fuzzingserver, examples/autobahn_client.rs as the client"
+  start=$SECONDS
+  port=$(free_port)
+  cat >"$OUT/client-spec.json" <<EOF
 {"url": "ws://127.0.0.1:$port", "outdir": "$OUT/client", "cases": ["*"],
  "exclude-cases": [], "exclude-agent-cases": {}}
 EOF
-(cd "$OUT" && exec timeout "$LIMIT" "$VENV/bin/wstest" -m fuzzingserver -s "$OUT/client-spec.json") \
-  >"$OUT/client-wstest.log" 2>&1 &
-PIDS+=($!)
-wait_listening "$port" || die "the fuzzing server did not listen on port $port (see $OUT/client-wstest.log)"
-if ! timeout "$LIMIT" "$BIN/autobahn_client" "ws://127.0.0.1:$port" >"$OUT/client.log" 2>"$OUT/client-errors.log"; then
-  echo "the client driver failed or timed out after ${LIMIT}s; see $OUT/client-errors.log" >&2
-fi
-stop_all
-echo "done in $((SECONDS - start)) s"
+  (cd "$OUT" && exec timeout "$LIMIT" "$VENV/bin/wstest" -m fuzzingserver -s "$OUT/client-spec.json") \
+    >"$OUT/client-wstest.log" 2>&1 &
+  PIDS+=($!)
+  wait_listening "$port" || die "the fuzzing server did not listen on port $port (see $OUT/client-wstest.log)"
+  if ! ISOSOCK_ENGINE=$engine timeout "$LIMIT" "$BIN/autobahn_client" "ws://127.0.0.1:$port" >"$OUT/client.log" 2>"$OUT/client-errors.log"; then
+    echo "the client driver failed or timed out after ${LIMIT}s; see $OUT/client-errors.log" >&2
+  fi
+  stop_all
+  echo "done in $((SECONDS - start)) s"
 
-say "server mode: wstest -m fuzzingclient against examples/autobahn_server.rs"
-start=$SECONDS
-"$BIN/autobahn_server" 0 >"$OUT/server.log" 2>"$OUT/server-errors.log" &
-PIDS+=($!)
-url=""
-for _ in $(seq 200); do
-  url=$(sed -n '1s/^listening on //p' "$OUT/server.log")
-  if [ -n "$url" ]; then break; fi
-  sleep 0.1
-done
-[ -n "$url" ] || die "the echo server did not start (see $OUT/server-errors.log)"
-cat >"$OUT/server-spec.json" <<EOF
+  say "$engine engine, server mode: wstest -m fuzzingclient against examples/autobahn_server.rs"
+  start=$SECONDS
+  ISOSOCK_ENGINE=$engine "$BIN/autobahn_server" 0 >"$OUT/server.log" 2>"$OUT/server-errors.log" &
+  PIDS+=($!)
+  url=""
+  for _ in $(seq 200); do
+    url=$(sed -n '1s/^listening on //p' "$OUT/server.log")
+    if [ -n "$url" ]; then break; fi
+    sleep 0.1
+  done
+  [ -n "$url" ] || die "the echo server did not start (see $OUT/server-errors.log)"
+  cat >"$OUT/server-spec.json" <<EOF
 {"outdir": "$OUT/server", "servers": [{"agent": "isosock", "url": "$url"}],
  "cases": ["*"], "exclude-cases": [], "exclude-agent-cases": {}}
 EOF
-if ! (cd "$OUT" && exec timeout "$LIMIT" "$VENV/bin/wstest" -m fuzzingclient -s "$OUT/server-spec.json") \
-     >"$OUT/server-wstest.log" 2>&1; then
-  echo "the fuzzing client failed or timed out after ${LIMIT}s; see $OUT/server-wstest.log" >&2
-fi
-stop_all
-echo "done in $((SECONDS - start)) s"
+  if ! (cd "$OUT" && exec timeout "$LIMIT" "$VENV/bin/wstest" -m fuzzingclient -s "$OUT/server-spec.json") \
+       >"$OUT/server-wstest.log" 2>&1; then
+    echo "the fuzzing client failed or timed out after ${LIMIT}s; see $OUT/server-wstest.log" >&2
+  fi
+  stop_all
+  echo "done in $((SECONDS - start)) s"
 
-say "verdicts against autobahn/expected.json"
-args=()
-if [ "$MODE" = --update ]; then args=(--update); fi
-"$PY" scripts/autobahn_compare.py "${args[@]}" --reports "$OUT" --expected autobahn/expected.json
+  say "$engine engine: verdicts against $expected"
+  args=()
+  if [ "$MODE" = --update ]; then args=(--update); fi
+  # The last command: its status is the function's.
+  "$PY" scripts/autobahn_compare.py "${args[@]}" --reports "$OUT" --expected "$expected"
+}
+
+status=0
+run_suite own "$OUT" autobahn/expected.json || status=1
+# tokio-tungstenite: no permessage-deflate, so the 12.x and 13.x cases are UNIMPLEMENTED.
+run_suite tungstenite "$OUT/tungstenite" autobahn/expected-tungstenite.json || status=1
+exit $status
