@@ -1,14 +1,13 @@
 //! Interop with WebSocket implementations nobody here wrote: Python `websockets` and Node `ws`,
 //! installed by scripts/setup.sh, each as a server for our client and a client of our server;
-//! permessage-deflate with them in `deflate`.
-
-mod deflate;
+//! permessage-deflate with them in `interop_deflate` (own engine). Included once per engine
+//! (see `main.rs`): `super::ENGINE` carries isosock's end of every connection.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use isosock::{close_status, dial, DialOptions, ErrorKind, Message, StatusCode};
+use isosock::{close_status, dial, AcceptOptions, DialOptions, ErrorKind, Message, StatusCode};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdout, Command};
@@ -21,7 +20,7 @@ fn root() -> PathBuf {
 }
 
 /// The interpreter and script of a peer; fails loudly if scripts/setup.sh has not run.
-fn peer_command(kind: &str, script: &str) -> Command {
+pub(super) fn peer_command(kind: &str, script: &str) -> Command {
     let script = root().join("tests/interop").join(script);
     let mut cmd = match kind {
         "python" => {
@@ -50,15 +49,15 @@ fn peer_command(kind: &str, script: &str) -> Command {
     cmd
 }
 
-struct PeerServer {
+pub(super) struct PeerServer {
     _child: Child,
     lines: Lines<BufReader<ChildStdout>>,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl PeerServer {
     /// Starts the peer's echo server on a free port, with the script's extra `args`.
-    async fn start(kind: &str, script: &str, args: &[&str]) -> Self {
+    pub(super) async fn start(kind: &str, script: &str, args: &[&str]) -> Self {
         let mut child = peer_command(kind, script)
             .arg("0")
             .args(args)
@@ -83,7 +82,7 @@ impl PeerServer {
     }
 
     /// The next `closed <code> <reason>` line the peer printed.
-    async fn next_close(&mut self) -> String {
+    pub(super) async fn next_close(&mut self) -> String {
         loop {
             let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
                 .await
@@ -102,6 +101,7 @@ async fn client_against(kind: &str, script: &str) {
     let mut peer = PeerServer::start(kind, script, &[]).await;
     let url = format!("ws://127.0.0.1:{}/", peer.port);
     let opts = DialOptions::new()
+        .engine(super::ENGINE)
         .subprotocols(["echo.v1"])
         .read_limit(4 << 20);
     let (conn, resp) = dial(&url, &opts).await.expect("dial peer");
@@ -140,6 +140,19 @@ async fn client_against(kind: &str, script: &str) {
     assert_eq!(peer.next_close().await, "closed 4004 isosock done");
 }
 
+/// The echo server's options on this module's engine, reading messages up to 4 MiB (the
+/// tungstenite engine without the compression it cannot do).
+fn server_options() -> AcceptOptions {
+    let opts = crate::echo_server::options()
+        .read_limit(4 << 20)
+        .engine(super::ENGINE);
+    if super::ENGINE == isosock::Engine::Own {
+        opts
+    } else {
+        opts.compression(isosock::Compression::Disabled)
+    }
+}
+
 /// A peer's client against our echo server; returns the close frames our server received.
 async fn server_against(kind: &str, script: &str) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -150,7 +163,7 @@ async fn server_against(kind: &str, script: &str) {
             let (tcp, _) = listener.accept().await.expect("accept");
             let tx = tx.clone();
             tokio::spawn(async move {
-                let conn = isosock::accept(tcp, &crate::echo_server::options().read_limit(4 << 20))
+                let conn = isosock::accept(tcp, &server_options())
                     .await
                     .expect("upgrade");
                 let _ = crate::echo_server::echo(&conn).await;

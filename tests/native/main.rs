@@ -7,7 +7,9 @@
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic
+    clippy::panic,
+    // faults.rs and interop.rs are included once per engine on purpose (`own`, `tungstenite`).
+    clippy::duplicate_mod
 )]
 
 #[cfg(feature = "hyper")]
@@ -24,17 +26,44 @@ mod adopt;
 mod conformance;
 mod examples_load;
 mod extreme_values;
-mod faults;
 mod hardening;
 #[cfg(feature = "hyper")]
 mod hyper_service;
-mod interop;
 mod misc;
 mod scenarios;
 mod security;
 mod server;
 mod tls;
 mod util;
+
+/// The fault and interop tests on the own engine. The files are written once and included per
+/// engine: each reads `super::ENGINE` for the engine its connections (both ends that isosock
+/// runs) use. (`#[path = "."]` makes the paths inside relative to this directory.)
+#[path = "."]
+mod own {
+    /// The engine of this module's tests.
+    pub const ENGINE: isosock::Engine = isosock::Engine::Own;
+    #[path = "faults.rs"]
+    mod faults;
+    #[path = "interop.rs"]
+    mod interop;
+    /// permessage-deflate with the real peers: the own engine only (the tungstenite engine has
+    /// no compression, and refusing it is tested in `scenarios`).
+    #[path = "interop/deflate.rs"]
+    mod interop_deflate;
+}
+
+/// The same fault and interop tests on the tokio-tungstenite engine.
+#[cfg(feature = "tungstenite")]
+#[path = "."]
+mod tungstenite {
+    /// The engine of this module's tests.
+    pub const ENGINE: isosock::Engine = isosock::Engine::Tungstenite;
+    #[path = "faults.rs"]
+    mod faults;
+    #[path = "interop.rs"]
+    mod interop;
+}
 
 tokio::task_local! {
     /// The compression the shared scenarios dial with (tests/native/scenarios.rs sets it).

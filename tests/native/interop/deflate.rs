@@ -10,7 +10,7 @@ use isosock::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{peer_command, PeerServer};
+use super::interop::{peer_command, PeerServer};
 use crate::util::TEST_LIMIT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
