@@ -60,8 +60,10 @@
 //! - **Writer**: whole messages only (`writer_streams` is `false`): the shared `Writer`
 //!   buffers the message and sends it on finish.
 //! - **No permessage-deflate**: refused where the engine is chosen.
-//! - **Write back-pressure**: tungstenite's own (its write buffer is flushed before the next
-//!   message is queued); isosock's `write_high_water_mark` does not apply.
+//! - **Write back-pressure**: a send flushes what tungstenite's buffer still holds (left by a
+//!   cancelled send) before it queues its own message, then flushes that: at most one
+//!   message waits in the buffer, however many writes are cancelled. isosock's
+//!   `write_high_water_mark` does not apply.
 
 mod read;
 mod send;

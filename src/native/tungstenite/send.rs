@@ -31,6 +31,8 @@ struct Outgoing<'a> {
     shared: &'a Shared,
     queue: VecDeque<TgMessage>,
     slot: Option<u64>,
+    /// Whether what an earlier, cancelled send left in tungstenite's buffer was flushed.
+    drained: bool,
 }
 
 impl<'a> Outgoing<'a> {
@@ -39,6 +41,7 @@ impl<'a> Outgoing<'a> {
             shared,
             queue: queue.into_iter().collect(),
             slot: None,
+            drained: false,
         }
     }
 
@@ -76,6 +79,12 @@ impl Shared {
     /// Hands everything in `out` to the sink and flushes it, within one hold of `ws` per
     /// poll. Cancel-safe per message: a message taken from `out` is queued whole in
     /// tungstenite's buffer.
+    ///
+    /// Bounded under cancellation: tungstenite takes messages into its buffer until it holds
+    /// its `write_buffer_size` (128 KiB), so a loop of cancelled writes to a peer that does
+    /// not read would leave up to that much plus a message queued (9 of 200 cancelled 16 KiB
+    /// writes); flushing what a cancelled send left before queueing the next message holds it
+    /// to one message.
     fn poll_send(&self, cx: &mut Context<'_>, out: &mut Outgoing<'_>) -> Poll<Result<(), Gone>> {
         out.register(cx.waker());
         let mut ws = lock(&self.ws);
@@ -83,6 +92,10 @@ impl Shared {
             return Poll::Ready(Err(Gone::Dropped));
         };
         let mut ws = Pin::new(ws);
+        if !out.drained && !out.queue.is_empty() {
+            ready!(ws.as_mut().poll_flush(cx)).map_err(Gone::Failed)?;
+            out.drained = true;
+        }
         while !out.queue.is_empty() {
             ready!(ws.as_mut().poll_ready(cx)).map_err(Gone::Failed)?;
             if let Some(msg) = out.queue.pop_front() {
