@@ -202,6 +202,10 @@ impl AcceptOptions {
     /// that stopped reading holds at most this many bytes plus one message. `0` waits until
     /// everything queued before is written. The same option exists on
     /// [`DialOptions::write_high_water_mark`](crate::DialOptions::write_high_water_mark).
+    ///
+    /// On the tungstenite engine the mark does not apply: a write first flushes what a
+    /// cancelled write left in tungstenite's buffer, so at most one message waits there (as
+    /// with a mark of `0`).
     pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
         self.write_high_water_mark = bytes;
         self

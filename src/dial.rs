@@ -147,6 +147,9 @@ impl DialOptions {
     /// - In the browser the mark bounds the socket's `bufferedAmount`: a message is handed to
     ///   `WebSocket.send` only while `bufferedAmount` is at or below it. The browser has no
     ///   "drain" event, so a waiting write re-checks `bufferedAmount` every 5 ms.
+    /// - On the tungstenite engine the mark does not apply: a write first flushes what a
+    ///   cancelled write left in tungstenite's buffer, so at most one message waits there
+    ///   (as with a mark of `0`).
     pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
         self.write_high_water_mark = bytes;
         self

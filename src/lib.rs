@@ -55,6 +55,9 @@
 //! | streaming `Writer` | 16 KiB frames on the wire | whole message on `finish` |
 //! | invalid UTF-8 in text | fails as it arrives | fails when the message is whole |
 //! | read limit | enforced while reading; `set_read_limit` raises or lowers | tungstenite's limit is the connection-time one; `set_read_limit` lowers it (checked once the message is whole) |
+//! | cancelled writes (write back-pressure) | queued up to `write_high_water_mark` (1 MiB) plus one message | at most one message: a write first flushes what a cancelled one left; the mark does not apply |
+//! | a peer's close with a code no endpoint may send (1005, 1006, 1015, unassigned) | answered with 1002; `read` fails with [`ErrorKind::Protocol`] | answered with 1002 by tungstenite, which reports its own 1002 frame in place of the peer's: `read` fails with [`ErrorKind::Closed`] and close code 1002 |
+//! | sign of life for [`Heartbeat`] and [`Conn::received_count`] | every frame read | every whole message or control frame read (a long message counts once, when whole) |
 //! | Autobahn, each mode | 514 OK, 3 INFORMATIONAL | 296 OK, 2 NON-STRICT, 3 INFORMATIONAL, 216 UNIMPLEMENTED (compression) |
 //!
 //! With feature `tungstenite`, `Conn::from_tungstenite` adopts a `WebSocketStream` that was
@@ -163,6 +166,11 @@
 //!   `WebSocket.extensions`), and the read limit counts inflated bytes: natively while a
 //!   message inflates (a small frame that would inflate beyond the limit fails with 1009), in
 //!   the browser once the whole inflated message arrived, like every read limit there.
+//! - **Engines** (native): everything said of native connections above holds on both
+//!   engines except the rows of the table in [Engines](#engines-native): compression, the
+//!   streaming writer, when invalid UTF-8 fails, raising the read limit, cancelled writes, the
+//!   answer to an unsendable close code, and what counts as a sign of life. `Engine` and the
+//!   `engine` options are not compiled for wasm (the browser is its own engine).
 //! - **Cargo features** `webpki-roots`, `native-roots`, `hyper` and `tungstenite` only affect
 //!   native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -344,6 +344,31 @@ async fn failures_close_with_the_rfc_code() {
     }
 }
 
+/// A peer's close with a code no endpoint may send (1005 here) is answered with 1002 by
+/// tungstenite, which reports its own 1002 frame in place of the peer's: `read` sees that
+/// (the own engine reports `ErrorKind::Protocol` instead; the crate docs list the difference).
+#[tokio::test]
+async fn a_close_with_an_unsendable_code_is_answered_and_reported_as_1002() {
+    bounded(async {
+        let settings = settings(1 << 20, Duration::from_secs(5));
+        let (conn, mut peer) = raw_pair(Role::Server, settings, Vec::new()).await;
+        let body = [0x03, 0xed, b'x'];
+        peer.write_all(&client_frame(true, OpCode::Close, &body))
+            .await
+            .expect("peer write");
+        let err = conn.read().await.expect_err("closed");
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+        assert_eq!(
+            err.close_frame().map(|f| f.code),
+            Some(StatusCode::PROTOCOL_ERROR),
+            "{err}"
+        );
+        let (opcode, payload) = server_frame(&mut peer).await;
+        assert_eq!((opcode, code_of(&payload)), (8, 1002));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_lowered_read_limit_fails_the_next_message_with_1009() {
     bounded(async {
