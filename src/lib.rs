@@ -57,7 +57,7 @@
 //! | read limit | enforced while reading; `set_read_limit` raises or lowers | tungstenite's limit is the connection-time one; `set_read_limit` lowers it (checked once the message is whole) |
 //! | cancelled writes (write back-pressure) | queued up to `write_high_water_mark` (1 MiB) plus one message | at most one message: a write first flushes what a cancelled one left; the mark does not apply |
 //! | a peer's close with a code no endpoint may send (1005, 1006, 1015, unassigned) | answered with 1002; `read` fails with [`ErrorKind::Protocol`] | answered with 1002 by tungstenite, which reports its own 1002 frame in place of the peer's: `read` fails with [`ErrorKind::Closed`] and close code 1002 |
-//! | sign of life for [`Heartbeat`] and [`Conn::received_count`] | every frame read | every whole message or control frame read (a long message counts once, when whole) |
+//! | sign of life for [`Heartbeat`] | every frame read | every whole message or control frame read (a long message counts once, when whole) |
 //! | Autobahn, each mode | 514 OK, 3 INFORMATIONAL | 296 OK, 2 NON-STRICT, 3 INFORMATIONAL, 216 UNIMPLEMENTED (compression) |
 //!
 //! With feature `tungstenite`, `Conn::from_tungstenite` adopts a `WebSocketStream` that was
