@@ -2,8 +2,9 @@
 # Installs everything the tests need (idempotently) and runs them all: formatting, clippy for
 # native and wasm32 with every feature combination, rustdoc, the foreign types in the public
 # API (against external-types.toml), the native tests (unit, integration, interop with Python
-# websockets and Node ws, doc tests), Autobahn|Testsuite in client and server mode against
-# autobahn/expected.json, the browser tests in headless Chromium, the npm package as users
+# websockets and Node ws, doc tests; scenarios, faults and interop on both native engines),
+# Autobahn|Testsuite in client and server mode on both engines against autobahn/expected.json
+# and autobahn/expected-tungstenite.json, the browser tests in headless Chromium, the npm package as users
 # install it, and the chat demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ cargo fmt --all -- --check
 # Every feature set a user can pick (each feature alone, none, all).
 FEATURE_SETS=("" "--no-default-features" "--no-default-features --features native-roots"
               "--no-default-features --features hyper" "--no-default-features --features json"
-              "--no-default-features --features protobuf" "--all-features")
+              "--no-default-features --features protobuf"
+              "--no-default-features --features tungstenite" "--all-features")
 
 step "clippy, native, every feature set"
 for f in "${FEATURE_SETS[@]}"; do
@@ -54,13 +56,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --target wasm32-unknown-u
 step "foreign types in the public API, native and wasm32 (against external-types.toml)"
 ./scripts/check-external-types.sh
 
-step "native tests (unit, scenarios, server, TLS, hyper, interop, doc tests)"
+step "native tests (unit, scenarios, server, TLS, hyper, interop, doc tests; both engines)"
 cargo test --all-features
 
 step "native tests without default features (no webpki roots)"
 cargo test --no-default-features --lib --test native
 
-step "Autobahn|Testsuite, client and server mode, against autobahn/expected.json"
+step "Autobahn|Testsuite, client and server mode, both engines, against autobahn/expected*.json"
 ./scripts/autobahn.sh
 
 step "browser tests (headless Chromium)"
