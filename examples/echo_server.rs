@@ -11,6 +11,8 @@
 //!   client that asks and then stops reading pins no memory of its own;
 //! - `!subprotocol`: the server answers with the negotiated subprotocol (or `none`);
 //! - `!extensions`: the server answers with the negotiated extensions (or `none`);
+//! - `!engine`: the server answers with the engine carrying the connection (`Own`,
+//!   `Tungstenite`);
 //! - `!url`: the server answers with the path and query the client connected to;
 //! - `!count`: the server answers with how many connections it accepted for the same `id=`
 //!   query parameter (for counting reconnect attempts). It remembers the 1024 (`MAX_IDS`)
@@ -304,6 +306,10 @@ mod native {
                             e => e,
                         };
                         conn.write(ext.to_owned()).await?;
+                        continue;
+                    }
+                    (Some("engine"), _, _) => {
+                        conn.write(format!("{:?}", conn.engine())).await?;
                         continue;
                     }
                     (Some("url"), _, _) => {

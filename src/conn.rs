@@ -413,6 +413,19 @@ impl Conn {
         self.inner.ping().await
     }
 
+    /// Returns the protocol engine carrying this connection's frames: what
+    /// `DialOptions::engine` or `AcceptOptions::engine` chose, or
+    /// [`Engine::Tungstenite`](crate::Engine) for a stream adopted with `from_tungstenite`.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: in the browser the browser is the engine.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn engine(&self) -> crate::Engine {
+        self.inner.engine()
+    }
+
     /// Sets the largest message, in bytes, that later reads accept.
     ///
     /// A bigger message closes the connection with 1009 and fails the read with

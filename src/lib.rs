@@ -45,8 +45,9 @@
 //! ## Engines (native)
 //!
 //! Natively isosock does the handshake, TLS, origin checks, hooks and limits, then an engine
-//! carries the frames, chosen per connection with `DialOptions::engine` and
-//! `AcceptOptions::engine` (`Engine`):
+//! carries the frames, chosen per connection with `DialOptions::engine`,
+//! `AcceptOptions::engine` and `server::ServerOptions::engine` (`Engine`); `Conn::engine`
+//! tells which one a connection runs on:
 //!
 //! | | `Engine::Own` (default) | `Engine::Tungstenite` (feature `tungstenite`) |
 //! | --- | --- | --- |

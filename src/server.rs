@@ -292,9 +292,24 @@ impl ServerOptions {
     }
 
     /// Sets the per-connection upgrade options: subprotocols, origin policy, read limit,
-    /// timeouts. Their `on_request` hook is replaced by [`Handler::on_connect`].
+    /// timeouts, engine. Their `on_request` hook is replaced by [`Handler::on_connect`].
     pub fn accept_options(mut self, options: AcceptOptions) -> Self {
         self.accept = options;
+        self
+    }
+
+    /// Sets the protocol engine of every connection, as [`AcceptOptions::engine`] does on
+    /// the upgrade options (a later [`accept_options`](Self::accept_options) replaces it with
+    /// its own). Default: [`Engine::Own`](crate::Engine::Own).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tungstenite")]
+    /// let opts = isosock::server::ServerOptions::new().engine(isosock::Engine::Tungstenite);
+    /// ```
+    pub fn engine(mut self, engine: crate::Engine) -> Self {
+        self.accept = self.accept.engine(engine);
         self
     }
 

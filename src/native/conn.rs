@@ -132,6 +132,15 @@ impl Conn {
     pub(crate) async fn ping(&self) -> Result<()> {
         each!(self, c => c.ping().await)
     }
+
+    /// The engine carrying this connection.
+    pub(crate) fn engine(&self) -> crate::Engine {
+        match self {
+            Conn::Own(_) => crate::Engine::Own,
+            #[cfg(feature = "tungstenite")]
+            Conn::Tungstenite(_) => crate::Engine::Tungstenite,
+        }
+    }
 }
 
 impl Dial for Conn {

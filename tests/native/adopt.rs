@@ -105,6 +105,7 @@ async fn connect_async_stream_adopted() {
             .await
             .expect("connect_async");
         let conn = Conn::from_tungstenite(ws, None);
+        assert_eq!(conn.engine(), isosock::Engine::Tungstenite);
         assert_eq!(conn.subprotocol(), None);
         assert_eq!(conn.extensions(), "");
         conn.write("hello").await.expect("write");

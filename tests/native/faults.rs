@@ -152,6 +152,7 @@ async fn accepted_pair(
         let (tcp, _) = listener.accept().await.expect("accept");
         let fd = tcp.as_fd().try_clone_to_owned().expect("dup the socket");
         let conn = accept(tcp, &opts).await.expect("upgrade");
+        assert_eq!(conn.engine(), super::ENGINE);
         (conn, fd)
     });
     (addr, task)

@@ -105,6 +105,7 @@ async fn client_against(kind: &str, script: &str) {
         .subprotocols(["echo.v1"])
         .read_limit(4 << 20);
     let (conn, resp) = dial(&url, &opts).await.expect("dial peer");
+    assert_eq!(conn.engine(), super::ENGINE);
     assert_eq!(resp.subprotocol(), Some("echo.v1"));
     let big = crate::common::pattern(1 << 20);
     for msg in [
@@ -166,6 +167,7 @@ async fn server_against(kind: &str, script: &str) {
                 let conn = isosock::accept(tcp, &server_options())
                     .await
                     .expect("upgrade");
+                assert_eq!(conn.engine(), super::ENGINE);
                 let _ = crate::echo_server::echo(&conn).await;
                 let _ = tx.send(conn.peer_close_frame());
             });

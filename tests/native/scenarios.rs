@@ -100,6 +100,40 @@ async fn no_common_subprotocol_is_accepted() {
     .await;
 }
 
+/// The harness itself: inside a scenario module's scope, `dial_options` and the echo server
+/// really put both ends on that module's engine (else the tungstenite modules could pass on
+/// the own engine).
+#[tokio::test]
+async fn scenario_modules_run_both_ends_on_their_engine() {
+    use isosock::Engine;
+    let engines = [
+        Engine::Own,
+        #[cfg(feature = "tungstenite")]
+        Engine::Tungstenite,
+    ];
+    for engine in engines {
+        let url = match engine {
+            #[cfg(feature = "tungstenite")]
+            Engine::Tungstenite => crate::util::echo_url_on(engine).await,
+            _ => echo_url().await,
+        };
+        let check = async {
+            let (conn, _) = isosock::dial(&url, &crate::dial_options())
+                .await
+                .expect("dial");
+            assert_eq!(conn.engine(), engine, "client");
+            conn.write("!engine").await.expect("write");
+            let server = conn.read().await.expect("read");
+            assert_eq!(
+                server,
+                isosock::Message::text(format!("{engine:?}")),
+                "server"
+            );
+        };
+        bounded(crate::ENGINE.scope(engine, check)).await;
+    }
+}
+
 /// The tungstenite engine has no permessage-deflate: asking for both fails with
 /// `InvalidArgument` (dial: before connecting; accept: the client gets a 500), while a
 /// client's default offer is simply not made.

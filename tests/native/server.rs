@@ -209,6 +209,39 @@ async fn server_abnormal_end_is_not_clean() {
     .await;
 }
 
+/// `ServerOptions::engine` puts every session on that engine, and a later `accept_options`
+/// replaces it with its own.
+#[cfg(feature = "tungstenite")]
+#[tokio::test]
+async fn server_runs_its_sessions_on_the_engine_chosen() {
+    use isosock::Engine;
+    bounded(async {
+        for (options, want) in [
+            (
+                permissive().engine(Engine::Tungstenite),
+                Engine::Tungstenite,
+            ),
+            (
+                ServerOptions::new()
+                    .engine(Engine::Tungstenite)
+                    .accept_options(AcceptOptions::new().insecure_skip_verify(true)),
+                Engine::Own,
+            ),
+        ] {
+            let (url, handle, mut events) = start(options).await;
+            let (conn, _) = dial(&url, &DialOptions::new()).await.expect("dial");
+            conn.write("hi").await.expect("write");
+            assert_eq!(conn.read().await.expect("echo"), Message::text("hi"));
+            assert!(matches!(next(&mut events).await, Event::Connect { .. }));
+            assert!(matches!(next(&mut events).await, Event::Open { .. }));
+            let sessions = handle.sessions();
+            assert_eq!(sessions.len(), 1);
+            assert_eq!(sessions[0].conn().engine(), want);
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn server_refuses_connections_over_the_limit_with_503() {
     bounded(async {
