@@ -8,7 +8,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    // faults.rs and interop.rs are included once per engine on purpose (`own`, `tungstenite`).
+    // faults.rs, interop.rs and semantics.rs are included once per engine on purpose (`own`, `tungstenite`).
     clippy::duplicate_mod
 )]
 
@@ -36,7 +36,7 @@ mod server;
 mod tls;
 mod util;
 
-/// The fault and interop tests on the own engine. The files are written once and included per
+/// The fault, interop and semantics tests on the own engine. The files are written once and included per
 /// engine: each reads `super::ENGINE` for the engine its connections (both ends that isosock
 /// runs) use. (`#[path = "."]` makes the paths inside relative to this directory.)
 #[path = "."]
@@ -51,9 +51,11 @@ mod own {
     /// no compression, and refusing it is tested in `scenarios`).
     #[path = "interop/deflate.rs"]
     mod interop_deflate;
+    #[path = "semantics.rs"]
+    mod semantics;
 }
 
-/// The same fault and interop tests on the tokio-tungstenite engine.
+/// The same fault, interop and semantics tests on the tokio-tungstenite engine.
 #[cfg(feature = "tungstenite")]
 #[path = "."]
 mod tungstenite {
@@ -63,6 +65,8 @@ mod tungstenite {
     mod faults;
     #[path = "interop.rs"]
     mod interop;
+    #[path = "semantics.rs"]
+    mod semantics;
 }
 
 tokio::task_local! {

@@ -8,10 +8,13 @@ use tokio::net::TcpListener;
 /// Every test body runs under this limit, so nothing can hang the suite.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
 
-/// The URL of a fresh in-process echo server whose connections run on `engine` (without
-/// compression when that engine has none).
-#[cfg(feature = "tungstenite")]
+/// The URL of a fresh in-process echo server whose connections run on `engine`: the echo
+/// server as [`echo_url`] starts it for the own engine, without compression for an engine
+/// that has none.
 pub async fn echo_url_on(engine: isosock::Engine) -> String {
+    if engine == isosock::Engine::Own {
+        return echo_url().await;
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let opts = crate::echo_server::options()
