@@ -73,19 +73,34 @@ fn closed_err(what: impl std::fmt::Debug) -> crate::Error {
 
 // ---- isosock ----
 
-/// isosock's `Conn`: `&self` methods, so both halves share one `Rc`.
-pub struct Isosock(Rc<isosock::Conn>);
+/// isosock's `Conn`: `&self` methods, so both halves share one `Rc`. `TUNGSTENITE` picks the
+/// engine: `false` isosock's own, `true` its tokio-tungstenite engine ([`IsosockTungstenite`]).
+pub struct Isosock<const TUNGSTENITE: bool = false>(Rc<isosock::Conn>);
 
-impl Client for Isosock {
-    type Duplex = Isosock;
-    type Tx = Isosock;
-    type Rx = Isosock;
+/// isosock on its tokio-tungstenite engine (`Engine::Tungstenite`; no permessage-deflate).
+pub type IsosockTungstenite = Isosock<true>;
+
+impl<const TUNGSTENITE: bool> Client for Isosock<TUNGSTENITE> {
+    type Duplex = Self;
+    type Tx = Self;
+    type Rx = Self;
 
     async fn connect(_url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self> {
+        let engine = if TUNGSTENITE {
+            opts.uncompressed("isosock-tungstenite")?;
+            isosock::Engine::Tungstenite
+        } else {
+            isosock::Engine::Own
+        };
         let dial = isosock::DialOptions::new()
             .read_limit(opts.read_limit)
-            .compression(opts.compression);
+            .compression(opts.compression)
+            .engine(engine);
         let (conn, _) = isosock::dial(url_str, &dial).await?;
+        // A comparison of engines that silently ran on the other one would measure nothing.
+        if conn.engine() != engine {
+            return Err(format!("asked for {engine:?}, running on {:?}", conn.engine()).into());
+        }
         // A benchmark of compression that silently ran uncompressed would measure nothing.
         if opts.compression != isosock::Compression::Disabled && conn.extensions().is_empty() {
             return Err(format!(
@@ -110,7 +125,7 @@ impl Client for Isosock {
     }
 }
 
-impl Tx for Isosock {
+impl<const TUNGSTENITE: bool> Tx for Isosock<TUNGSTENITE> {
     async fn send(&mut self, text: bool, payload: &Bytes) -> Result<()> {
         let msg = if text {
             isosock::Message::Text(String::from_utf8(payload.to_vec())?)
@@ -122,7 +137,7 @@ impl Tx for Isosock {
     }
 }
 
-impl Rx for Isosock {
+impl<const TUNGSTENITE: bool> Rx for Isosock<TUNGSTENITE> {
     async fn recv(&mut self) -> Result<(bool, Bytes)> {
         match self.0.read().await? {
             isosock::Message::Text(t) => Ok((true, Bytes::from(t))),
@@ -137,23 +152,38 @@ type TungStream = tokio_tungstenite::WebSocketStream<TcpStream>;
 type TungMessage = tokio_tungstenite::tungstenite::Message;
 type TungError = tokio_tungstenite::tungstenite::Error;
 
-/// tokio-tungstenite; `TUNED` picks [`crate::servers::tungstenite_config`]'s tuned settings.
-pub struct Tungstenite<const TUNED: bool>(TungStream);
+/// [`Tungstenite`]'s configuration: tungstenite's default `WebSocketConfig`.
+pub const DEFAULT: u8 = 0;
+/// [`Tungstenite`]'s configuration: [`crate::servers::tungstenite_config`]'s tuned settings.
+pub const TUNED: u8 = 1;
+/// [`Tungstenite`]'s configuration: isosock's tungstenite engine's
+/// ([`crate::servers::tungstenite_same_config`] with the client's read limit).
+pub const SAME: u8 = 2;
+
+/// tokio-tungstenite; `CONFIG` is [`DEFAULT`], [`TUNED`] or [`SAME`].
+pub struct Tungstenite<const CONFIG: u8>(TungStream);
+/// tokio-tungstenite configured as isosock's tungstenite engine: the baseline of
+/// [`IsosockTungstenite`].
+pub type TungsteniteSame = Tungstenite<SAME>;
 /// tokio-tungstenite's sending half (`futures` `SplitSink`).
 pub struct TungTx(futures_util::stream::SplitSink<TungStream, TungMessage>);
 /// tokio-tungstenite's receiving half (`futures` `SplitStream`).
 pub struct TungRx(futures_util::stream::SplitStream<TungStream>);
 
-impl<const TUNED: bool> Client for Tungstenite<TUNED> {
+impl<const CONFIG: u8> Client for Tungstenite<CONFIG> {
     type Duplex = Self;
     type Tx = TungTx;
     type Rx = TungRx;
 
     async fn connect(url: &WsUrl, url_str: &str, opts: &ClientOpts) -> Result<Self> {
         opts.uncompressed("tungstenite")?;
-        // The default limits (64 MiB messages, 16 MiB frames) are above every size used here.
+        // DEFAULT and TUNED keep the default limits (64 MiB messages, 16 MiB frames), above
+        // every size used here; SAME has the read limit, as isosock's tungstenite engine.
+        let config = match CONFIG {
+            SAME => crate::servers::tungstenite_same_config(opts.read_limit),
+            c => crate::servers::tungstenite_config(c == TUNED),
+        };
         let tcp = url.connect_tcp().await?;
-        let config = crate::servers::tungstenite_config(TUNED);
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(url_str, tcp, Some(config)).await?;
         Ok(Tungstenite(ws))
@@ -196,13 +226,13 @@ where
     }
 }
 
-impl<const TUNED: bool> Tx for Tungstenite<TUNED> {
+impl<const CONFIG: u8> Tx for Tungstenite<CONFIG> {
     async fn send(&mut self, text: bool, payload: &Bytes) -> Result<()> {
         tung_send(&mut self.0, text, payload).await
     }
 }
 
-impl<const TUNED: bool> Rx for Tungstenite<TUNED> {
+impl<const CONFIG: u8> Rx for Tungstenite<CONFIG> {
     async fn recv(&mut self) -> Result<(bool, Bytes)> {
         tung_recv(&mut self.0).await
     }

@@ -1,5 +1,6 @@
-//! `isosock-bench`: echo servers and load generators for isosock, tokio-tungstenite (default
-//! and tuned), fastwebsockets and tokio-websockets, the benchmark matrix that compares them,
+//! `isosock-bench`: echo servers and load generators for isosock (on its own engine and on its
+//! tokio-tungstenite engine), tokio-tungstenite (default, tuned, and configured like isosock's
+//! tungstenite engine), fastwebsockets and tokio-websockets, the benchmark matrix that compares them,
 //! the idle-memory test, the permessage-deflate benchmark against yawc, Node `ws` and Python
 //! `websockets`, and a self-test that every server answers every client correctly.
 //! See BENCHMARKS.md at the repository root.
@@ -31,7 +32,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A WebSocket implementation, as a server or a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Impl {
-    /// This crate.
+    /// This crate, on its own engine.
     Isosock,
     /// tokio-tungstenite with the default `WebSocketConfig`.
     Tungstenite,
@@ -41,11 +42,29 @@ pub enum Impl {
     Fastwebsockets,
     /// tokio-websockets.
     TokioWebsockets,
+    /// This crate on its tokio-tungstenite engine (`Engine::Tungstenite`, no compression).
+    IsosockTungstenite,
+    /// tokio-tungstenite configured as isosock's tungstenite engine configures it (message and
+    /// frame limit = the read limit, otherwise defaults): the baseline of `IsosockTungstenite`.
+    TungsteniteSame,
 }
 
 impl Impl {
-    /// Every implementation, isosock first.
-    pub const ALL: [Impl; 5] = [
+    /// Every implementation, isosock first, then the peers, then the engine comparison's pair.
+    pub const ALL: [Impl; 7] = [
+        Impl::Isosock,
+        Impl::Tungstenite,
+        Impl::TungsteniteTuned,
+        Impl::Fastwebsockets,
+        Impl::TokioWebsockets,
+        Impl::IsosockTungstenite,
+        Impl::TungsteniteSame,
+    ];
+
+    /// What `matrix` runs without `--impls`: isosock and the other crates. The engine pair
+    /// (`isosock-tungstenite`, `tungstenite-same`) is compared on its own (BENCHMARKS.md,
+    /// "Engines"), so that the crate comparison keeps its length and its peers.
+    pub const CRATES: [Impl; 5] = [
         Impl::Isosock,
         Impl::Tungstenite,
         Impl::TungsteniteTuned,
@@ -61,6 +80,8 @@ impl Impl {
             Impl::TungsteniteTuned => "tungstenite-tuned",
             Impl::Fastwebsockets => "fastwebsockets",
             Impl::TokioWebsockets => "tokio-websockets",
+            Impl::IsosockTungstenite => "isosock-tungstenite",
+            Impl::TungsteniteSame => "tungstenite-same",
         }
     }
 
@@ -87,11 +108,11 @@ macro_rules! with_client {
                 $body
             }
             $crate::Impl::Tungstenite => {
-                type $C = $crate::clients::Tungstenite<false>;
+                type $C = $crate::clients::Tungstenite<{ $crate::clients::DEFAULT }>;
                 $body
             }
             $crate::Impl::TungsteniteTuned => {
-                type $C = $crate::clients::Tungstenite<true>;
+                type $C = $crate::clients::Tungstenite<{ $crate::clients::TUNED }>;
                 $body
             }
             $crate::Impl::Fastwebsockets => {
@@ -100,6 +121,14 @@ macro_rules! with_client {
             }
             $crate::Impl::TokioWebsockets => {
                 type $C = $crate::clients::TokioWebsockets;
+                $body
+            }
+            $crate::Impl::IsosockTungstenite => {
+                type $C = $crate::clients::IsosockTungstenite;
+                $body
+            }
+            $crate::Impl::TungsteniteSame => {
+                type $C = $crate::clients::TungsteniteSame;
                 $body
             }
         }
@@ -151,6 +180,8 @@ commands:
          [--window 16] [--max-inflight 256MiB] [--fixed-server fastwebsockets]
          [--phases servers,clients] [--out target/bench/results.json] [--no-pin]
       Every server against the isosock client, then every client against one server.
+      LIST defaults to the crates (isosock and the four peers); with both isosock-tungstenite
+      and tungstenite-same in it, the tables end with the engine comparison of the two.
   idle-memory [--conns 10000] [--impls LIST] [--size 1MiB] [--rss-cap 4096MiB] [--no-pin]
       Server RSS per idle connection, and retained after one 1 MiB echo per connection.
   idle-memory --compression MODES [--conns 10000] [--size 1KiB] [--rounds 1] [--rss-cap ...]
@@ -168,7 +199,9 @@ commands:
   selftest
       One small exchange for every server x client pair; fails on any mismatch.
 
-IMPL: isosock, tungstenite, tungstenite-tuned, fastwebsockets, tokio-websockets
+IMPL: isosock, tungstenite, tungstenite-tuned, fastwebsockets, tokio-websockets,
+      isosock-tungstenite (isosock on its tokio-tungstenite engine),
+      tungstenite-same (tokio-tungstenite configured as that engine configures it)
 ";
 
 fn main() {

@@ -6,6 +6,10 @@
 //! Phase `clients`: the same with each client implementation against one fixed server
 //! (fastwebsockets by default). Each table cell is the median over the rounds; the raw runs go
 //! to `target/bench/results.json`.
+//!
+//! With both `isosock-tungstenite` and `tungstenite-same` among the implementations, each
+//! phase ends with the engine comparison: isosock on its tokio-tungstenite engine against
+//! tokio-tungstenite with the same configuration, per cell, against the wrapper's targets.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -189,7 +193,7 @@ fn parse_opts(argv: &[String]) -> Result<Opts> {
             args::parse_size,
         )?,
         modes: a.list("modes", vec![Mode::PingPong, Mode::Pipeline], Mode::parse)?,
-        impls: a.list("impls", Impl::ALL.to_vec(), Impl::parse)?,
+        impls: a.list("impls", Impl::CRATES.to_vec(), Impl::parse)?,
         window: a.value("window", 16)?,
         max_inflight: args::parse_size(a.get("max-inflight").unwrap_or("256MiB"))?,
         fixed_server,
@@ -646,6 +650,143 @@ fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
         }
         s += "\n";
         s += &versus_best(phase, &rows);
+        s += &engines(phase, &rows);
+    }
+    s
+}
+
+/// The row of `imp` among one cell's rows.
+fn find<'a>(group: &[&'a Summary], imp: Impl) -> Option<&'a Summary> {
+    group.iter().copied().find(|x| x.subject == imp.name())
+}
+
+/// The wrapper's targets: isosock-tungstenite's msgs/s at least this share of raw
+/// tokio-tungstenite's with the same configuration ...
+const WRAPPER_MSGS: f64 = 0.97;
+/// ... and its CPU per message at most this multiple of it.
+const WRAPPER_CPU: f64 = 1.03;
+
+/// The engine comparison of one phase (empty unless both `isosock-tungstenite` and
+/// `tungstenite-same` ran): per cell, the wrapper's msgs/s and CPU per message (the phase's
+/// subject: server or client) against raw tokio-tungstenite's with the same configuration, the
+/// ratios (wrapper ÷ raw, both), their geometric means and the cells that miss the targets;
+/// then, if `isosock` ran too, the own engine against the tungstenite engine.
+fn engines(phase: Phase, rows: &[&Summary]) -> String {
+    let cpu = |s: &Summary| match phase {
+        Phase::Servers => s.server_cpu_us_per_msg,
+        Phase::Clients => s.client_cpu_us_per_msg,
+    };
+    let (wrapper, raw, own) = (
+        Impl::IsosockTungstenite,
+        Impl::TungsteniteSame,
+        Impl::Isosock,
+    );
+    let role = match phase {
+        Phase::Servers => "server",
+        Phase::Clients => "client",
+    };
+    let mut table = String::new();
+    let (mut msgs, mut cpus, mut own_msgs, mut own_cpus) = (vec![], vec![], vec![], vec![]);
+    // The cells with the lowest × msgs/s and the highest × CPU.
+    let mut worst_msgs: Option<(f64, Cell)> = None;
+    let mut worst_cpu: Option<(f64, Cell)> = None;
+    for group in rows.chunk_by(|a, b| a.cell == b.cell) {
+        let (Some(w), Some(r)) = (find(group, wrapper), find(group, raw)) else {
+            continue;
+        };
+        let (rm, rc) = (w.msgs_per_sec / r.msgs_per_sec, cpu(w) / cpu(r));
+        msgs.push(rm);
+        cpus.push(rc);
+        if worst_msgs.is_none_or(|(m, _)| rm < m) {
+            worst_msgs = Some((rm, w.cell));
+        }
+        if worst_cpu.is_none_or(|(c, _)| rc > c) {
+            worst_cpu = Some((rc, w.cell));
+        }
+        if let Some(o) = find(group, own) {
+            own_msgs.push(o.msgs_per_sec / w.msgs_per_sec);
+            own_cpus.push(cpu(o) / cpu(w));
+        }
+        let mut misses = Vec::new();
+        // A missing figure (NaN) counts as a miss.
+        if rm.is_nan() || rm < WRAPPER_MSGS {
+            misses.push("msgs/s");
+        }
+        if rc.is_nan() || rc > WRAPPER_CPU {
+            misses.push("CPU");
+        }
+        let c = w.cell;
+        table += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c.mode.name(),
+            c.conns,
+            fmt_size(c.size),
+            c.window,
+            fmt_num(w.msgs_per_sec),
+            fmt_num(r.msgs_per_sec),
+            fmt_f(rm, 3),
+            fmt_f(cpu(w), 2),
+            fmt_f(cpu(r), 2),
+            fmt_f(rc, 3),
+            if misses.is_empty() {
+                "met".to_owned()
+            } else {
+                format!("misses {}", misses.join(", "))
+            },
+        );
+    }
+    if msgs.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "#### {}: {} against {} (same WebSocketConfig)\n\n\
+         isosock on its tokio-tungstenite engine against tokio-tungstenite configured as that \
+         engine configures it. × msgs/s is {} ÷ {}, × CPU the same for the {role}'s CPU per \
+         message; targets ≥ {WRAPPER_MSGS:.2}× msgs/s and ≤ {WRAPPER_CPU:.2}× CPU.\n\n\
+         | mode | C | S | W | msgs/s {} | msgs/s {} | × msgs/s | {role} CPU µs/msg {} \
+         | {role} CPU µs/msg {} | × CPU | target |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        match phase {
+            Phase::Servers => "Servers",
+            Phase::Clients => "Clients",
+        },
+        wrapper.name(),
+        raw.name(),
+        wrapper.name(),
+        raw.name(),
+        wrapper.name(),
+        raw.name(),
+        wrapper.name(),
+        raw.name(),
+    );
+    s += &table;
+    s += &format!(
+        "| geometric mean | | | | | | {} | | | {} | |\n\n",
+        fmt_f(geomean(&msgs), 3),
+        fmt_f(geomean(&cpus), 3)
+    );
+    let at = |c: Cell| format!("{} C={} S={}", c.mode.name(), c.conns, fmt_size(c.size));
+    if let (Some((m, mc)), Some((c, cc))) = (worst_msgs, worst_cpu) {
+        s += &format!(
+            "Worst cells: × msgs/s {} ({}), × CPU {} ({}).\n\n",
+            fmt_f(m, 3),
+            at(mc),
+            fmt_f(c, 3),
+            at(cc)
+        );
+    }
+    if !own_msgs.is_empty() {
+        s += &format!(
+            "Own engine against the tungstenite engine over the {} cells: msgs/s {} ÷ {} \
+             {} (geometric mean), {role} CPU per message {} ÷ {} {}.\n\n",
+            own_msgs.len(),
+            own.name(),
+            wrapper.name(),
+            fmt_ratio(geomean(&own_msgs)),
+            own.name(),
+            wrapper.name(),
+            fmt_ratio(geomean(&own_cpus)),
+        );
     }
     s
 }
@@ -674,7 +815,11 @@ fn versus_best(phase: Phase, rows: &[&Summary]) -> String {
         let Some(iso) = group.iter().find(|x| x.subject == Impl::Isosock.name()) else {
             continue;
         };
-        let peers: Vec<&&Summary> = group.iter().filter(|x| x.subject != iso.subject).collect();
+        // isosock on its tungstenite engine is isosock, not a peer.
+        let peers: Vec<&&Summary> = group
+            .iter()
+            .filter(|x| x.subject != iso.subject && x.subject != Impl::IsosockTungstenite.name())
+            .collect();
         let best = |key: &dyn Fn(&Summary) -> f64, most: bool| {
             peers
                 .iter()

@@ -2,7 +2,9 @@
 //! connection exchanges text and binary messages of the sizes around each frame-length
 //! boundary (0, 125/126, 65535/65536 bytes) up to 1 MiB one at a time, and a second connection
 //! sends them all back to back on its split halves while reading; every echo must match in
-//! type and content. Any mismatch fails the run. Then the compression benchmark's Rust servers
+//! type and content. Any mismatch fails the run. The pairs include isosock on its
+//! tokio-tungstenite engine (`isosock-tungstenite`) and its raw baseline (`tungstenite-same`),
+//! as servers and as clients. Then the compression benchmark's Rust servers
 //! (isosock and yawc) in each permessage-deflate mode, with the isosock client in that mode.
 
 use std::time::Duration;
@@ -63,10 +65,10 @@ pub fn main(argv: &[String]) -> Result<()> {
             continue;
         };
         let what = if mode == Compression::Disabled {
-            format!("server {:<18} client {}", s.name(), c.name())
+            format!("server {:<19} client {}", s.name(), c.name())
         } else {
             format!(
-                "server {:<18} client {} ({})",
+                "server {:<19} client {} ({})",
                 s.name(),
                 c.name(),
                 mode_name(mode)

@@ -1,8 +1,9 @@
 //! One echo server per implementation: every text or binary message goes back with its type.
 //!
 //! Each accepts on 127.0.0.1, turns Nagle's algorithm off on every connection, reads messages
-//! up to 16 MiB (tungstenite keeps its default 64 MiB), and uses the same loop shape: read one
-//! message, write it back, repeat. Connection errors are counted, not printed (the load
+//! up to 16 MiB (tungstenite and tungstenite-tuned keep the default 64 MiB; tungstenite-same
+//! has isosock's tungstenite engine's limits), and uses the same loop shape: read one message,
+//! write it back, repeat. Connection errors are counted, not printed (the load
 //! generator ends its connections by exiting), unless `--verbose`.
 
 use std::io::Write;
@@ -33,6 +34,18 @@ pub fn tungstenite_config(
     } else {
         config
     }
+}
+
+/// tokio-tungstenite's configuration for `same`, client and server: what isosock's tungstenite
+/// engine gives `WebSocketStream::from_partially_read` for a connection with `read_limit`
+/// (`src/native/tungstenite/mod.rs`, `config`): message and frame limit = the read limit (the
+/// frame limit at least 125, for control frames), every other setting tungstenite's default.
+pub fn tungstenite_same_config(
+    read_limit: usize,
+) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(read_limit))
+        .max_frame_size(Some(read_limit.max(125)))
 }
 
 /// An echo server: one of the matrix's implementations, or yawc (compression benchmark only).
@@ -99,10 +112,15 @@ pub fn run(
 
 /// Accepts connections forever, spawning an echo task for each.
 pub async fn serve(imp: Impl, listener: TcpListener, compression: Compression) -> Result<()> {
+    let engine = match imp {
+        Impl::IsosockTungstenite => isosock::Engine::Tungstenite,
+        _ => isosock::Engine::Own,
+    };
     let iso_opts = Arc::new(
         isosock::AcceptOptions::new()
             .read_limit(READ_LIMIT)
-            .compression(compression),
+            .compression(compression)
+            .engine(engine),
     );
     loop {
         let (tcp, _) = listener.accept().await?;
@@ -110,9 +128,14 @@ pub async fn serve(imp: Impl, listener: TcpListener, compression: Compression) -
         let iso_opts = iso_opts.clone();
         tokio::spawn(async move {
             let res = match imp {
-                Impl::Isosock => echo_isosock(tcp, &iso_opts).await,
-                Impl::Tungstenite => echo_tungstenite(tcp, false).await,
-                Impl::TungsteniteTuned => echo_tungstenite(tcp, true).await,
+                Impl::Isosock | Impl::IsosockTungstenite => {
+                    echo_isosock(tcp, &iso_opts, engine).await
+                }
+                Impl::Tungstenite => echo_tungstenite(tcp, tungstenite_config(false)).await,
+                Impl::TungsteniteTuned => echo_tungstenite(tcp, tungstenite_config(true)).await,
+                Impl::TungsteniteSame => {
+                    echo_tungstenite(tcp, tungstenite_same_config(READ_LIMIT)).await
+                }
                 Impl::Fastwebsockets => echo_fastwebsockets(tcp).await,
                 Impl::TokioWebsockets => echo_tokio_websockets(tcp).await,
             };
@@ -125,8 +148,16 @@ pub async fn serve(imp: Impl, listener: TcpListener, compression: Compression) -
     }
 }
 
-async fn echo_isosock(tcp: TcpStream, opts: &isosock::AcceptOptions) -> Result<()> {
+async fn echo_isosock(
+    tcp: TcpStream,
+    opts: &isosock::AcceptOptions,
+    engine: isosock::Engine,
+) -> Result<()> {
     let conn = isosock::accept(tcp, opts).await?;
+    // A comparison of engines that silently ran on the other one would measure nothing.
+    if conn.engine() != engine {
+        return Err(format!("asked for {engine:?}, running on {:?}", conn.engine()).into());
+    }
     loop {
         let msg = match conn.read().await {
             Ok(m) => m,
@@ -137,9 +168,13 @@ async fn echo_isosock(tcp: TcpStream, opts: &isosock::AcceptOptions) -> Result<(
     }
 }
 
-async fn echo_tungstenite(tcp: TcpStream, tuned: bool) -> Result<()> {
+/// tokio-tungstenite's echo loop; `send` is `poll_ready` + `start_send` + one `poll_flush`
+/// per message, as isosock's tungstenite engine writes.
+async fn echo_tungstenite(
+    tcp: TcpStream,
+    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+) -> Result<()> {
     use tokio_tungstenite::tungstenite::Message;
-    let config = tungstenite_config(tuned);
     let mut ws = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await?;
     while let Some(msg) = ws.next().await {
         let msg = msg?;
