@@ -39,13 +39,15 @@ pub fn tungstenite_config(
 /// tokio-tungstenite's configuration for `same`, client and server: what isosock's tungstenite
 /// engine gives `WebSocketStream::from_partially_read` for a connection with `read_limit`
 /// (`src/native/tungstenite/mod.rs`, `config`): message and frame limit = the read limit (the
-/// frame limit at least 125, for control frames), every other setting tungstenite's default.
+/// frame limit at least 125, for control frames), a 16 KiB read buffer, every other setting
+/// tungstenite's default.
 pub fn tungstenite_same_config(
     read_limit: usize,
 ) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(read_limit))
         .max_frame_size(Some(read_limit.max(125)))
+        .read_buffer_size(16 << 10)
 }
 
 /// An echo server: one of the matrix's implementations, or yawc (compression benchmark only).

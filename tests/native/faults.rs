@@ -773,24 +773,13 @@ const MESSAGES: u32 = 8;
 /// connections of waves 3 to 10 still catches a leak of 2 KiB per connection (a leaked
 /// `Conn` holds at least its 8 KiB read buffer).
 ///
-/// The tungstenite engine gives each connection tungstenite's default 128 KiB read buffer, so
-/// a wave's working set is ~250 MiB. glibc's dynamic mmap threshold would move those buffers
-/// into the heap after the first one is freed, where RSS after a wave then tracks whichever
-/// wave's buffers are still resident (58 to 306 MiB measured); the child process therefore
-/// runs with the threshold fixed at 128 KiB ([`GLIBC_TUNABLES`]), so a freed buffer goes back
-/// to the kernel. Its heap then still settles: +9 to +11 MiB from wave 2 to 10, flattening by
-/// wave 15 (in 30 waves, +22 MiB), and valgrind finds nothing lost, hence 32 MiB, which
-/// still catches a leaked `Conn` (its 128 KiB buffer: 1 GiB over 8,000 connections).
+/// On the tungstenite engine a wave's working set is about 60 MiB (each connection holds
+/// tungstenite's 16 KiB read buffer on both sides); over 7 runs RSS moved between -2.7 and
+/// +8.5 MiB from wave 2 to wave 10, without a trend, hence 24 MiB, which still catches a
+/// leaked connection (its read buffer alone: 125 MiB over 8,000 connections).
 const SOAK_RSS_TOLERANCE: u64 = match super::ENGINE {
     isosock::Engine::Own => 16 << 20,
-    _ => 32 << 20,
-};
-
-/// The glibc tunables of the child process that measures memory (see [`SOAK_RSS_TOLERANCE`]):
-/// none for the own engine, whose reads use no block large enough to be mmapped.
-const GLIBC_TUNABLES: Option<&str> = match super::ENGINE {
-    isosock::Engine::Own => None,
-    _ => Some("glibc.malloc.mmap_threshold=131072"),
+    _ => 24 << 20,
 };
 
 /// 64-bit FNV-1a.
@@ -1144,9 +1133,6 @@ where
             .env(ISOLATED, &full)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if let Some(tunables) = GLIBC_TUNABLES {
-            cmd.env("GLIBC_TUNABLES", tunables);
-        }
         tokio::time::timeout(limit + Duration::from_secs(30), cmd.output())
             .await
             .unwrap_or_else(|_| panic!("the child running {full} did not finish"))

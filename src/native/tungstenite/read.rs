@@ -57,12 +57,17 @@ impl Shared {
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<std::result::Result<Option<TgMessage>, Gone>> {
-        self.read_waker.register(cx.waker());
         let mut ws = lock(&self.ws);
         let Some(ws) = ws.as_mut() else {
             return Poll::Ready(Err(Gone::Dropped));
         };
-        match ready!(Pin::new(ws).poll_next(cx)) {
+        let polled = Pin::new(ws).poll_next(cx);
+        if polled.is_pending() {
+            // Registered while `ws` is held: `drop_io` takes the stream before it wakes the
+            // reader, so it either ran before this poll (seen above) or will wake this one.
+            self.read_waker.register(cx.waker());
+        }
+        match ready!(polled) {
             None => Poll::Ready(Ok(None)),
             Some(Ok(m)) => Poll::Ready(Ok(Some(m))),
             Some(Err(e)) => Poll::Ready(Err(Gone::Failed(e))),

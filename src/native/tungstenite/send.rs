@@ -2,7 +2,6 @@
 //! then flushed; each pending send's waker in its own slot (so dropping the stream wakes
 //! every parked sender); pings; the `Writer`'s guard.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
@@ -12,10 +11,10 @@ use futures_util::Sink;
 use tokio_tungstenite::tungstenite::error::Error as TgError;
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 
-use super::{lock, read::map_error, to_tungstenite, Shared};
+use super::{lock, read::map_error, Shared};
 use crate::backend::FrameSink;
 use crate::error::{Error, ErrorKind, Result};
-use crate::message::{Message, MessageType};
+use crate::message::MessageType;
 use crate::native::closing::{already_closed, Closer};
 
 /// The wakers of the sends in progress, each in its own slot.
@@ -25,21 +24,61 @@ pub(super) struct Senders {
     slots: Vec<(u64, Waker)>,
 }
 
+/// The messages of one send, in order: none (a flush), one (a write, a ping, a close: no
+/// allocation) or a batch.
+pub(super) enum Queue {
+    One(Option<TgMessage>),
+    Many(std::vec::IntoIter<TgMessage>),
+}
+
+impl Queue {
+    /// Nothing to hand over: the send only flushes.
+    pub(super) fn none() -> Self {
+        Queue::One(None)
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Queue::One(m) => m.is_none(),
+            Queue::Many(it) => it.len() == 0,
+        }
+    }
+
+    fn pop(&mut self) -> Option<TgMessage> {
+        match self {
+            Queue::One(m) => m.take(),
+            Queue::Many(it) => it.next(),
+        }
+    }
+}
+
+impl From<TgMessage> for Queue {
+    fn from(msg: TgMessage) -> Self {
+        Queue::One(Some(msg))
+    }
+}
+
+impl From<Vec<TgMessage>> for Queue {
+    fn from(msgs: Vec<TgMessage>) -> Self {
+        Queue::Many(msgs.into_iter())
+    }
+}
+
 /// Messages on their way into tungstenite's `Sink`: each is handed over once the sink is
-/// ready, then the sink is flushed. Holds a slot in `Shared::senders` while it waits.
+/// ready, then the sink is flushed. Holds a slot in `Shared::senders` once it had to wait.
 struct Outgoing<'a> {
     shared: &'a Shared,
-    queue: VecDeque<TgMessage>,
+    queue: Queue,
     slot: Option<u64>,
     /// Whether what an earlier, cancelled send left in tungstenite's buffer was flushed.
     drained: bool,
 }
 
 impl<'a> Outgoing<'a> {
-    fn new(shared: &'a Shared, queue: impl IntoIterator<Item = TgMessage>) -> Self {
+    fn new(shared: &'a Shared, queue: Queue) -> Self {
         Outgoing {
             shared,
-            queue: queue.into_iter().collect(),
+            queue,
             slot: None,
             drained: false,
         }
@@ -86,36 +125,30 @@ impl Shared {
     /// writes); flushing what a cancelled send left before queueing the next message holds it
     /// to one message.
     fn poll_send(&self, cx: &mut Context<'_>, out: &mut Outgoing<'_>) -> Poll<Result<(), Gone>> {
-        out.register(cx.waker());
         let mut ws = lock(&self.ws);
         let Some(ws) = ws.as_mut() else {
             return Poll::Ready(Err(Gone::Dropped));
         };
-        let mut ws = Pin::new(ws);
-        if !out.drained && !out.queue.is_empty() {
-            ready!(ws.as_mut().poll_flush(cx)).map_err(Gone::Failed)?;
-            out.drained = true;
+        let polled = poll_sink(Pin::new(ws), cx, out);
+        if polled.is_pending() {
+            // Registered while `ws` is held: `drop_io` takes the stream before it wakes the
+            // senders, so it either ran before this poll (seen above) or will wake this one.
+            out.register(cx.waker());
         }
-        while !out.queue.is_empty() {
-            ready!(ws.as_mut().poll_ready(cx)).map_err(Gone::Failed)?;
-            if let Some(msg) = out.queue.pop_front() {
-                ws.as_mut().start_send(msg).map_err(Gone::Failed)?;
-            }
-        }
-        ws.as_mut().poll_flush(cx).map_err(Gone::Failed)
+        polled
     }
 
-    /// Sends `msgs` (no lock taken: the caller holds `write` for data messages).
-    pub(super) async fn send(&self, msgs: impl IntoIterator<Item = TgMessage>) -> Result<(), Gone> {
-        let mut out = Outgoing::new(self, msgs);
+    /// Sends `queue` (no lock taken: the caller holds `write` for data messages).
+    pub(super) async fn send(&self, queue: Queue) -> Result<(), Gone> {
+        let mut out = Outgoing::new(self, queue);
         poll_fn(|cx| self.poll_send(cx, &mut out)).await
     }
 
     /// Writes whole data messages in order under `write`.
-    pub(super) async fn write_messages(&self, msgs: Vec<Message>) -> Result<()> {
+    pub(super) async fn write_messages(&self, queue: Queue) -> Result<()> {
         let _writing = self.write.lock().await;
         self.check_writable()?;
-        let sent = self.send(msgs.into_iter().map(to_tungstenite)).await;
+        let sent = self.send(queue).await;
         sent.map_err(|g| self.send_failed(g))
     }
 
@@ -139,7 +172,9 @@ impl Shared {
     pub(super) async fn ping(&self) -> Result<()> {
         let send = |id: [u8; 8]| async move {
             let ping = TgMessage::Ping(bytes::Bytes::copy_from_slice(&id));
-            self.send([ping]).await.map_err(|g| self.send_failed(g))
+            self.send(ping.into())
+                .await
+                .map_err(|g| self.send_failed(g))
         };
         self.pings.ping(self, send).await
     }
@@ -151,10 +186,29 @@ impl Shared {
         Ok(WriteGuard {
             shared: self,
             _lock: lock,
-            pending: Outgoing::new(self, []),
+            pending: Outgoing::new(self, Queue::none()),
             started: false,
         })
     }
+}
+
+/// Flushes what a cancelled send left, hands `out`'s messages to the sink and flushes them.
+fn poll_sink(
+    mut ws: Pin<&mut Box<dyn super::Ws>>,
+    cx: &mut Context<'_>,
+    out: &mut Outgoing<'_>,
+) -> Poll<Result<(), Gone>> {
+    if !out.drained && !out.queue.is_empty() {
+        ready!(ws.as_mut().poll_flush(cx)).map_err(Gone::Failed)?;
+        out.drained = true;
+    }
+    while !out.queue.is_empty() {
+        ready!(ws.as_mut().poll_ready(cx)).map_err(Gone::Failed)?;
+        if let Some(msg) = out.queue.pop() {
+            ws.as_mut().start_send(msg).map_err(Gone::Failed)?;
+        }
+    }
+    ws.as_mut().poll_flush(cx).map_err(Gone::Failed)
 }
 
 /// The message-level write lock held by a `Writer`. The engine does not stream, so the
@@ -206,7 +260,7 @@ impl FrameSink for WriteGuard<'_> {
                     }
                 },
             };
-            self.pending.queue.push_back(msg);
+            self.pending.queue = msg.into();
             self.started = true;
         }
         let sent = ready!(self.shared.poll_send(cx, &mut self.pending));
