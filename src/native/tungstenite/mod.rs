@@ -77,7 +77,7 @@ mod send;
 mod tests;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -147,6 +147,10 @@ pub(crate) fn config(settings: &Settings) -> WebSocketConfig {
 struct Shared {
     /// The stream; `None` once dropped.
     ws: Mutex<Option<Box<dyn Ws>>>,
+    /// Whether a send stopped (returned `Pending`) since tungstenite's buffer was last flushed
+    /// whole: only then may a cancelled send have left a message there for the next send to
+    /// flush first. Read and written with `ws` held.
+    unflushed: AtomicBool,
     /// One reader at a time.
     read: AsyncMutex<()>,
     /// Whole messages in order.
@@ -219,6 +223,7 @@ impl Conn {
         Conn {
             shared: Arc::new(Shared {
                 ws: Mutex::new(Some(Box::new(ws))),
+                unflushed: AtomicBool::new(false),
                 read: AsyncMutex::new(()),
                 write: AsyncMutex::new(()),
                 read_waker: AtomicWaker::new(),

@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll, Waker};
 
 use futures_util::lock::MutexGuard as AsyncMutexGuard;
@@ -129,7 +130,7 @@ impl Shared {
         let Some(ws) = ws.as_mut() else {
             return Poll::Ready(Err(Gone::Dropped));
         };
-        let polled = poll_sink(Pin::new(ws), cx, out);
+        let polled = poll_sink(Pin::new(ws), cx, out, &self.unflushed);
         if polled.is_pending() {
             // Registered while `ws` is held: `drop_io` takes the stream before it wakes the
             // senders, so it either ran before this poll (seen above) or will wake this one.
@@ -192,23 +193,29 @@ impl Shared {
     }
 }
 
-/// Flushes what a cancelled send left, hands `out`'s messages to the sink and flushes them.
+/// Flushes what a cancelled send left (if a send stopped since the last whole flush), hands
+/// `out`'s messages to the sink and flushes them; `unflushed` is `Shared::unflushed`.
 fn poll_sink(
     mut ws: Pin<&mut Box<dyn super::Ws>>,
     cx: &mut Context<'_>,
     out: &mut Outgoing<'_>,
+    unflushed: &AtomicBool,
 ) -> Poll<Result<(), Gone>> {
-    if !out.drained && !out.queue.is_empty() {
-        ready!(ws.as_mut().poll_flush(cx)).map_err(Gone::Failed)?;
-        out.drained = true;
-    }
-    while !out.queue.is_empty() {
-        ready!(ws.as_mut().poll_ready(cx)).map_err(Gone::Failed)?;
-        if let Some(msg) = out.queue.pop() {
-            ws.as_mut().start_send(msg).map_err(Gone::Failed)?;
+    let polled = (|| {
+        if !out.drained && !out.queue.is_empty() && unflushed.load(Ordering::Relaxed) {
+            ready!(ws.as_mut().poll_flush(cx)).map_err(Gone::Failed)?;
         }
-    }
-    ws.as_mut().poll_flush(cx).map_err(Gone::Failed)
+        out.drained = true;
+        while !out.queue.is_empty() {
+            ready!(ws.as_mut().poll_ready(cx)).map_err(Gone::Failed)?;
+            if let Some(msg) = out.queue.pop() {
+                ws.as_mut().start_send(msg).map_err(Gone::Failed)?;
+            }
+        }
+        ws.as_mut().poll_flush(cx).map_err(Gone::Failed)
+    })();
+    unflushed.store(!matches!(polled, Poll::Ready(Ok(()))), Ordering::Relaxed);
+    polled
 }
 
 /// The message-level write lock held by a `Writer`. The engine does not stream, so the
