@@ -1,6 +1,6 @@
-//! The load generator: C connections of one client implementation, messages of S bytes, in
-//! ping-pong (one outstanding message per connection) or pipeline mode (a window of W), for a
-//! fixed time after a warm-up.
+//! The load generator: C connections of one client implementation (or of the raw-frame
+//! client, [`crate::rawload`]), messages of S bytes, in ping-pong (one outstanding message per
+//! connection) or pipeline mode (a window of W), for a fixed time after a warm-up.
 //!
 //! It runs on one thread (a current-thread tokio runtime), so that pinning it to one core pins
 //! all of it. Only echoes received during the measured interval count; their round trip is
@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::clients::{Client, ClientOpts, Rx, Tx};
 use crate::handshake::WsUrl;
@@ -29,7 +30,7 @@ use crate::payload::Payload;
 use crate::{sys, Impl, Mode, Result};
 
 /// How many connections are being opened at once.
-const CONNECT_CONCURRENCY: usize = 64;
+pub const CONNECT_CONCURRENCY: usize = 64;
 /// The longest a warm-up or a measured interval may be stretched.
 const MAX_PHASE: Duration = Duration::from_secs(30);
 /// How often a stretched phase checks whether it is done.
@@ -37,11 +38,48 @@ const POLL: Duration = Duration::from_millis(5);
 /// How long the connections may take to drain their outstanding echoes after the interval.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What generates the load: a client implementation, or the raw-frame client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generator {
+    /// One of the client implementations, through its WebSocket library.
+    Client(Impl),
+    /// Pre-built masked frames and echoes parsed by their headers, no WebSocket library
+    /// ([`crate::rawload`]).
+    Raw,
+}
+
+impl Generator {
+    /// The name used on the command line and in the tables: `raw` or the client's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Client(imp) => imp.name(),
+            Generator::Raw => "raw",
+        }
+    }
+
+    /// Parses `raw` or an [`Impl`] name.
+    pub fn parse(s: &str) -> Result<Generator> {
+        if s == "raw" {
+            Ok(Generator::Raw)
+        } else {
+            Impl::parse(s)
+                .map(Generator::Client)
+                .map_err(|e| format!("{e}, or raw").into())
+        }
+    }
+}
+
+impl Serialize for Generator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
-    /// The client implementation.
-    pub client: Impl,
+    /// The load generator.
+    pub client: Generator,
     /// The server's `ws://` URL.
     pub url: String,
     /// Connections.
@@ -143,8 +181,9 @@ impl Wire {
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
+/// The counts every connection task of one load run adds to (one thread, so `Cell`s).
 #[derive(Default)]
-struct Shared {
+pub struct Shared {
     phase: Cell<u8>,
     count: Cell<u64>,
     /// Connections that have received at least one echo.
@@ -156,11 +195,19 @@ struct Shared {
 }
 
 impl Shared {
-    fn sent(&self, n: usize) {
+    /// Whether the measured interval is over: connections send nothing more.
+    pub fn stopped(&self) -> bool {
+        self.phase.get() == STOP
+    }
+
+    /// Counts `n` payload bytes sent.
+    pub fn sent(&self, n: usize) {
         self.sent.set(self.sent.get() + n as u64);
     }
 
-    fn record(&self, rtt: Duration, len: usize, first: &mut bool) {
+    /// Counts an echo of `len` payload bytes that took `rtt`; `first` is the connection's
+    /// flag for its first echo (for the warm-up), cleared here.
+    pub fn record(&self, rtt: Duration, len: usize, first: &mut bool) {
         self.received.set(self.received.get() + len as u64);
         if *first {
             *first = false;
@@ -217,7 +264,7 @@ impl Messages {
 }
 
 /// The server's port in `url`, for counting its sockets' bytes.
-fn port_of(url: &WsUrl) -> Result<u16> {
+pub fn port_of(url: &WsUrl) -> Result<u16> {
     url.authority
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
@@ -231,8 +278,19 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
-        crate::with_client!(spec.client, C => drive::<C>(spec).await)
+        match spec.client {
+            Generator::Client(imp) => crate::with_client!(imp, C => drive::<C>(spec).await),
+            Generator::Raw => crate::rawload::drive(spec).await,
+        }
     })
+}
+
+/// The window of `spec`: 1 in ping-pong, `spec.window` (at least 1) when pipelined.
+pub fn window_of(spec: &LoadSpec) -> usize {
+    match spec.mode {
+        Mode::PingPong => 1,
+        Mode::Pipeline => spec.window.max(1),
+    }
 }
 
 async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
@@ -241,10 +299,7 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
         read_limit: (spec.size + 1024).max(64 << 10),
         compression: spec.compression,
     };
-    let window = match spec.mode {
-        Mode::PingPong => 1,
-        Mode::Pipeline => spec.window.max(1),
-    };
+    let window = window_of(spec);
 
     let started = Instant::now();
     let mut clients = Vec::with_capacity(spec.conns);
@@ -257,18 +312,6 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
     drop(connecting);
     let connect_seconds = started.elapsed().as_secs_f64();
     let extensions = clients.first().map(Client::extensions).unwrap_or_default();
-    let port = port_of(&url)?;
-    let wire0 = spec
-        .wire
-        .then(|| sys::socket_bytes_to_port(port))
-        .transpose()?;
-    if let Some(w) = wire0.filter(|w| w.sockets != spec.conns) {
-        return Err(format!(
-            "ss found {} connections to port {port}, not {}",
-            w.sockets, spec.conns
-        )
-        .into());
-    }
 
     let shared = Rc::new(Shared::default());
     let msgs = Rc::new(Messages::new(spec.payload, spec.size));
@@ -281,6 +324,51 @@ async fn drive<C: Client>(spec: &LoadSpec) -> Result<LoadResult> {
                 Mode::Pipeline => pipeline(c.split(), &sh, &msgs, i, window).await,
             }
         }));
+    }
+    let opened = Opened {
+        connect_seconds,
+        extensions,
+        window,
+    };
+    measure(spec, opened, &shared, tasks).await
+}
+
+/// What the connection phase of a load run found.
+#[derive(Debug)]
+pub struct Opened {
+    /// Time to open and upgrade every connection.
+    pub connect_seconds: f64,
+    /// The extensions the first connection agreed.
+    pub extensions: String,
+    /// Outstanding messages per connection.
+    pub window: usize,
+}
+
+/// The rest of a load run once the connections are open and their `tasks` spawned (on this
+/// thread's `LocalSet`, so none has run yet): the warm-up, the measured interval, the drain,
+/// and the result from what the tasks counted in `shared`.
+pub async fn measure(
+    spec: &LoadSpec,
+    opened: Opened,
+    shared: &Shared,
+    tasks: Vec<JoinHandle<Result<()>>>,
+) -> Result<LoadResult> {
+    let Opened {
+        connect_seconds,
+        extensions,
+        window,
+    } = opened;
+    let port = port_of(&WsUrl::parse(&spec.url)?)?;
+    let wire0 = spec
+        .wire
+        .then(|| sys::socket_bytes_to_port(port))
+        .transpose()?;
+    if let Some(w) = wire0.filter(|w| w.sockets != spec.conns) {
+        return Err(format!(
+            "ss found {} connections to port {port}, not {}",
+            w.sockets, spec.conns
+        )
+        .into());
     }
 
     // Warm-up: at least `warmup`, and until every connection has had an echo (with 1,000

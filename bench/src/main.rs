@@ -4,6 +4,16 @@
 //! the idle-memory test, the permessage-deflate benchmark against yawc, Node `ws` and Python
 //! `websockets`, and a self-test that every server answers every client correctly.
 //! See BENCHMARKS.md at the repository root.
+//!
+//! So that no comparison rests on isosock's own client or on a peer's slowest loop, the
+//! servers can also be loaded from outside and written as their crates' examples write them.
+//! `load --client raw` ([`rawload`]) is a raw-frame load generator in the manner of
+//! uWebSockets' `load_test`: no WebSocket library, frames masked once and shared by every
+//! connection, echoes read by their headers and checked for type, length and every byte. The
+//! `isosock-forward` and `tungstenite-forward` servers echo with `split()` and `forward`, as
+//! isosock's `Sink`/`Stream` halves and tokio-tungstenite's echo-server example do, beside each
+//! crate's read/write loop (`isosock`, `tungstenite`). `matrix --load raw,isosock` (the
+//! default) runs the servers phase once under each load, every table titled with its load.
 
 mod args;
 mod child;
@@ -16,6 +26,7 @@ mod load;
 mod matrix;
 mod payload;
 mod raw;
+mod rawload;
 mod selftest;
 mod servers;
 mod sys;
@@ -167,21 +178,26 @@ const USAGE: &str = "\
 usage: isosock-bench COMMAND [OPTIONS]
 
 commands:
-  server IMPL|yawc [--port 0] [--core N] [--threads 1] [--compression MODE] [--verbose]
-      Echo server; prints `listening on ws://127.0.0.1:PORT`. MODE (isosock and yawc only):
-      disabled, no-context-takeover, context-takeover.
-  load --client IMPL --url URL [--conns 1] [--size 1KiB] [--mode pingpong|pipeline]
+  server SERVER [--port 0] [--core N] [--threads 1] [--compression MODE] [--verbose]
+      Echo server; prints `listening on ws://127.0.0.1:PORT`. MODE (isosock, isosock-forward
+      and yawc only): disabled, no-context-takeover, context-takeover.
+  load --client IMPL|raw --url URL [--conns 1] [--size 1KiB] [--mode pingpong|pipeline]
        [--window 16] [--warmup 1] [--duration 3] [--server-pid PID] [--core N] [--json]
        [--payload pattern|json|random] [--compression MODE] [--wire]
       Load generator; prints msgs/s, MB/s, p50/p99 round trip and CPU per message; with
-      --wire also the bytes on the wire per payload byte (from `ss`).
+      --wire also the bytes on the wire per payload byte (from `ss`). `--client raw`: the
+      raw-frame client (pre-built masked frames, echoes parsed by their headers and checked
+      byte for byte; pipelined, all the frames the window allows go in one write).
   matrix [--quick] [--rounds 2] [--warmup S] [--duration S] [--conns 1,64,1000]
          [--sizes 16,1KiB,64KiB,1MiB] [--modes pingpong,pipeline] [--impls LIST]
-         [--window 16] [--max-inflight 256MiB] [--fixed-server fastwebsockets]
-         [--phases servers,clients] [--out target/bench/results.json] [--no-pin]
-      Every server against the isosock client, then every client against one server.
-      LIST defaults to the crates (isosock and the four peers); with both isosock-tungstenite
-      and tungstenite-same in it, the tables end with the engine comparison of the two.
+         [--servers LIST] [--load raw,isosock] [--window 16] [--max-inflight 256MiB]
+         [--fixed-server fastwebsockets] [--phases servers,clients]
+         [--out target/bench/results.json] [--no-pin]
+      Every server under each --load (the raw-frame client, the isosock client, or any
+      IMPL's client), then every client against one server. --impls defaults to the crates
+      (isosock and the four peers); --servers to the --impls' read/write loops plus the
+      forward servers of isosock and tungstenite when they are in it. With both
+      isosock-tungstenite and tungstenite-same, the tables end with their engine comparison.
   idle-memory [--conns 10000] [--impls LIST] [--size 1MiB] [--rss-cap 4096MiB] [--no-pin]
       Server RSS per idle connection, and retained after one 1 MiB echo per connection.
   idle-memory --compression MODES [--conns 10000] [--size 1KiB] [--rounds 1] [--rss-cap ...]
@@ -196,12 +212,17 @@ commands:
   deflate-levels [--cases ...] [--levels 1,2,6] [--bytes 64MiB] [--no-pin]
       DEFLATE alone (flate2 + zlib-rs) on the same payloads: ratio and µs per message per
       level, with a fresh state per message and with one kept state.
-  selftest
-      One small exchange for every server x client pair; fails on any mismatch.
+  selftest [--servers LIST] [--clients LIST]
+      One small exchange for every server x client pair, and every server with raw frames
+      and under a short raw load; fails on any mismatch.
 
 IMPL: isosock, tungstenite, tungstenite-tuned, fastwebsockets, tokio-websockets,
       isosock-tungstenite (isosock on its tokio-tungstenite engine),
       tungstenite-same (tokio-tungstenite configured as that engine configures it)
+SERVER: an IMPL (its read/write loop), or
+      isosock-forward (Conn::split, then stream.forward(sink)),
+      tungstenite-forward (tokio-tungstenite's echo-server example: split, then forward),
+      yawc (compression benchmark)
 ";
 
 fn main() {
@@ -264,7 +285,7 @@ fn cmd_pinned(argv: &[String]) -> Result<()> {
 fn cmd_load(argv: &[String]) -> Result<()> {
     let a = Args::parse(argv, &["json", "wire"])?;
     let spec = load::LoadSpec {
-        client: Impl::parse(a.get("client").unwrap_or("isosock"))?,
+        client: load::Generator::parse(a.get("client").unwrap_or("isosock"))?,
         url: a.get("url").ok_or("load: --url is required")?.to_owned(),
         conns: a.value("conns", 1)?,
         size: args::parse_size(a.get("size").unwrap_or("1KiB"))?,

@@ -1,11 +1,14 @@
 //! `matrix`: the whole comparison in one command.
 //!
-//! Phase `servers`: for each cell (connections x message size x mode), the isosock client
-//! loads each server implementation in turn, A B C D E A B C D E (`--rounds` times), each run
-//! with a fresh server process pinned to core 0 and a fresh load process pinned to core 1.
+//! Phase `servers`: for each cell (connections x message size x mode), one load generator
+//! loads each server in turn, A B C D E A B C D E (`--rounds` times), each run with a fresh
+//! server process pinned to core 0 and a fresh load process pinned to core 1. It runs once per
+//! `--load` (by default the raw-frame client, [`crate::rawload`], then the isosock client), and
+//! its tables are titled with the load. The servers are each implementation's read/write loop
+//! plus the `forward` servers of isosock and tokio-tungstenite ([`crate::servers`]).
 //! Phase `clients`: the same with each client implementation against one fixed server
 //! (fastwebsockets by default). Each table cell is the median over the rounds; the raw runs go
-//! to `target/bench/results.json`.
+//! to `target/bench/results.json`, each with its phase and, in phase servers, its load.
 //!
 //! With both `isosock-tungstenite` and `tungstenite-same` among the implementations, each
 //! phase ends with the engine comparison: isosock on its tokio-tungstenite engine against
@@ -19,7 +22,8 @@ use serde::Serialize;
 
 use crate::args::{self, fmt_size, Args};
 use crate::child::ServerProc;
-use crate::load::LoadResult;
+use crate::load::{Generator, LoadResult};
+use crate::servers::Server;
 use crate::{Impl, Mode, Result};
 
 /// The cores the server and the load generator are pinned to.
@@ -37,6 +41,10 @@ struct Opts {
     sizes: Vec<usize>,
     modes: Vec<Mode>,
     impls: Vec<Impl>,
+    /// The servers of phase servers.
+    servers: Vec<Server>,
+    /// What loads them: phase servers runs once per load.
+    loads: Vec<Generator>,
     window: usize,
     max_inflight: usize,
     fixed_server: Impl,
@@ -48,10 +56,63 @@ struct Opts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Phase {
-    /// Every server, loaded by the isosock client.
+    /// Every server, under one load generator.
     Servers,
     /// Every client, against the fixed server.
     Clients,
+}
+
+/// One pass over the cells: a phase and, in phase servers, the load on every server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Stage {
+    phase: Phase,
+    /// The load generator of phase servers; none in phase clients, where each client is the
+    /// load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<Generator>,
+}
+
+impl Stage {
+    /// The stages of `o`: phase servers once per load, phase clients once.
+    fn all(o: &Opts) -> Vec<Stage> {
+        let mut out = Vec::new();
+        for &phase in &o.phases {
+            match phase {
+                Phase::Servers => out.extend(o.loads.iter().map(|&l| Stage {
+                    phase,
+                    load: Some(l),
+                })),
+                Phase::Clients => out.push(Stage { phase, load: None }),
+            }
+        }
+        out
+    }
+
+    /// The runs of one cell and round: (subject, server, load), in table order.
+    fn runs(&self, o: &Opts) -> Vec<(&'static str, Server, Generator)> {
+        match (self.phase, self.load) {
+            (Phase::Servers, load) => {
+                let load = load.unwrap_or(Generator::Client(Impl::Isosock));
+                o.servers.iter().map(|&s| (s.name(), s, load)).collect()
+            }
+            (Phase::Clients, _) => o
+                .impls
+                .iter()
+                .map(|&c| (c.name(), Server::Impl(o.fixed_server), Generator::Client(c)))
+                .collect(),
+        }
+    }
+
+    /// A short name for progress lines and headings: `Servers, raw load`,
+    /// `Servers, isosock client`, `Clients`.
+    fn label(&self) -> String {
+        match (self.phase, self.load) {
+            (Phase::Servers, Some(Generator::Raw)) => "Servers, raw load".into(),
+            (Phase::Servers, Some(Generator::Client(c))) => format!("Servers, {} client", c.name()),
+            (Phase::Servers, None) => "Servers".into(),
+            (Phase::Clients, _) => "Clients".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,7 +130,8 @@ fn ser_mode<S: serde::Serializer>(m: &Mode, s: S) -> std::result::Result<S::Ok, 
 
 #[derive(Debug, Clone, Serialize)]
 struct Run {
-    phase: Phase,
+    #[serde(flatten)]
+    stage: Stage,
     cell: Cell,
     round: usize,
     server: &'static str,
@@ -81,7 +143,8 @@ struct Run {
 /// Medians over the rounds of one implementation in one cell.
 #[derive(Debug, Clone, Serialize)]
 struct Summary {
-    phase: Phase,
+    #[serde(flatten)]
+    stage: Stage,
     cell: Cell,
     /// The implementation this row is about (the server in phase servers, the client in
     /// phase clients).
@@ -112,6 +175,10 @@ struct Settings {
     max_window: usize,
     max_inflight_bytes: usize,
     fixed_server: &'static str,
+    /// The servers of phase servers.
+    servers: Vec<&'static str>,
+    /// The loads phase servers ran under.
+    server_loads: Vec<&'static str>,
     pinned: bool,
 }
 
@@ -181,6 +248,7 @@ fn parse_opts(argv: &[String]) -> Result<Opts> {
         (Duration::from_millis(500), Duration::from_millis(1500))
     };
     let fixed_server = Impl::parse(a.get("fixed-server").unwrap_or("fastwebsockets"))?;
+    let impls = a.list("impls", Impl::CRATES.to_vec(), Impl::parse)?;
     Ok(Opts {
         quick,
         rounds: a.value("rounds", 2)?,
@@ -193,7 +261,13 @@ fn parse_opts(argv: &[String]) -> Result<Opts> {
             args::parse_size,
         )?,
         modes: a.list("modes", vec![Mode::PingPong, Mode::Pipeline], Mode::parse)?,
-        impls: a.list("impls", Impl::CRATES.to_vec(), Impl::parse)?,
+        servers: a.list("servers", Server::with_forward(&impls), Server::parse)?,
+        loads: a.list(
+            "load",
+            vec![Generator::Raw, Generator::Client(Impl::Isosock)],
+            Generator::parse,
+        )?,
+        impls,
         window: a.value("window", 16)?,
         max_inflight: args::parse_size(a.get("max-inflight").unwrap_or("256MiB"))?,
         fixed_server,
@@ -259,14 +333,19 @@ pub fn main(argv: &[String]) -> Result<()> {
             }
         }
     }
-    let total = cells.len() * o.rounds * o.impls.len() * o.phases.len();
+    let stages = Stage::all(&o);
+    let per_cell: usize = stages.iter().map(|st| st.runs(&o).len()).sum();
+    let total = cells.len() * o.rounds * per_cell;
     eprintln!(
-        "matrix: {} cells x {} implementations x {} rounds x {} phase(s) = {total} runs of \
+        "matrix: {} cells x {} rounds x {per_cell} runs per cell ({}) = {total} runs of \
          {:.1} s warm-up + {:.1} s measured{}",
         cells.len(),
-        o.impls.len(),
         o.rounds,
-        o.phases.len(),
+        stages
+            .iter()
+            .map(|st| format!("{}: {}", st.label(), st.runs(&o).len()))
+            .collect::<Vec<_>>()
+            .join("; "),
         o.warmup.as_secs_f64(),
         o.duration.as_secs_f64(),
         if o.quick { " (quick)" } else { "" }
@@ -293,15 +372,11 @@ pub fn main(argv: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut runs = Vec::with_capacity(total);
     let mut n = 0;
-    for &phase in &o.phases {
+    for &stage in &stages {
         for cell in &cells {
             for round in 0..o.rounds {
-                for &imp in &o.impls {
+                for (_, server, client) in stage.runs(&o) {
                     n += 1;
-                    let (server, client) = match phase {
-                        Phase::Servers => (imp, Impl::Isosock),
-                        Phase::Clients => (o.fixed_server, imp),
-                    };
                     let res = run_one(&o, server, client, cell);
                     let line = match &res {
                         Ok(r) => format!(
@@ -315,9 +390,9 @@ pub fn main(argv: &[String]) -> Result<()> {
                         Err(e) => format!("ERROR: {e}"),
                     };
                     eprintln!(
-                        "[{n}/{total} {:.0}s] {:?} C={} S={} {} W={} round {}: server {} client {}: {line}",
+                        "[{n}/{total} {:.0}s] {} C={} S={} {} W={} round {}: server {} client {}: {line}",
                         started.elapsed().as_secs_f64(),
-                        phase,
+                        stage.label(),
                         cell.conns,
                         fmt_size(cell.size),
                         cell.mode.name(),
@@ -331,7 +406,7 @@ pub fn main(argv: &[String]) -> Result<()> {
                         Err(e) => (None, Some(e.to_string())),
                     };
                     runs.push(Run {
-                        phase,
+                        stage,
                         cell: *cell,
                         round,
                         server: server.name(),
@@ -344,9 +419,9 @@ pub fn main(argv: &[String]) -> Result<()> {
         }
     }
 
-    let summaries = summarize(&o, &cells, &runs);
+    let summaries = summarize(&o, &stages, &cells, &runs);
     let machine = Machine::detect();
-    let md = markdown(&o, &machine, &summaries, started.elapsed());
+    let md = markdown(&o, &stages, &machine, &summaries, started.elapsed());
     println!("{md}");
     if let Some(dir) = o.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -361,6 +436,8 @@ pub fn main(argv: &[String]) -> Result<()> {
             max_window: o.window,
             max_inflight_bytes: o.max_inflight,
             fixed_server: o.fixed_server.name(),
+            servers: o.servers.iter().map(|s| s.name()).collect(),
+            server_loads: o.loads.iter().map(|l| l.name()).collect(),
             pinned: o.pin,
         },
         summaries: &summaries,
@@ -381,8 +458,12 @@ pub fn main(argv: &[String]) -> Result<()> {
 }
 
 /// One run: a fresh server process, a fresh load process, the load's JSON result.
-fn run_one(o: &Opts, server: Impl, client: Impl, cell: &Cell) -> Result<LoadResult> {
-    let srv = ServerProc::start(server, o.pin.then_some(SERVER_CORE))?;
+fn run_one(o: &Opts, server: Server, client: Generator, cell: &Cell) -> Result<LoadResult> {
+    let srv = ServerProc::start_server(
+        server,
+        isosock::Compression::Disabled,
+        o.pin.then_some(SERVER_CORE),
+    )?;
     let args: Vec<String> = [
         ("--client", client.name().to_owned()),
         ("--conns", cell.conns.to_string()),
@@ -436,26 +517,26 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn summarize(o: &Opts, cells: &[Cell], runs: &[Run]) -> Vec<Summary> {
+fn summarize(o: &Opts, stages: &[Stage], cells: &[Cell], runs: &[Run]) -> Vec<Summary> {
     let mut out = Vec::new();
-    for &phase in &o.phases {
+    for &stage in stages {
         for cell in cells {
-            for &imp in &o.impls {
+            for (subject, _, _) in stage.runs(o) {
                 let rs: Vec<&LoadResult> = runs
                     .iter()
-                    .filter(|r| r.phase == phase && r.cell == *cell)
-                    .filter(|r| match phase {
-                        Phase::Servers => r.server == imp.name(),
-                        Phase::Clients => r.client == imp.name(),
+                    .filter(|r| r.stage == stage && r.cell == *cell)
+                    .filter(|r| match stage.phase {
+                        Phase::Servers => r.server == subject,
+                        Phase::Clients => r.client == subject,
                     })
                     .filter_map(|r| r.result.as_ref())
                     .collect();
                 let med =
                     |f: &dyn Fn(&LoadResult) -> f64| median(rs.iter().map(|r| f(r)).collect());
                 out.push(Summary {
-                    phase,
+                    stage,
                     cell: *cell,
-                    subject: imp.name(),
+                    subject,
                     runs: rs.len(),
                     msgs_per_sec: med(&|r| r.msgs_per_sec),
                     mb_per_sec: med(&|r| r.mb_per_sec),
@@ -543,7 +624,7 @@ pub fn geomean(v: &[f64]) -> f64 {
     (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
 }
 
-fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
+fn markdown(o: &Opts, stages: &[Stage], m: &Machine, sums: &[Summary], took: Duration) -> String {
     let mut s = String::new();
     s += &format!(
         "Machine: {} ({} cores), Linux {}, {}. {} rounds per implementation in alternating \
@@ -563,13 +644,23 @@ fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
         },
         took.as_secs_f64()
     );
-    for &phase in &o.phases {
-        let (title, cpu_name) = match phase {
-            Phase::Servers => (
-                "Servers (each server loaded by the isosock client)".to_owned(),
+    for &stage in stages {
+        let phase = stage.phase;
+        let (title, cpu_name) = match (phase, stage.load) {
+            (Phase::Servers, Some(Generator::Raw)) => (
+                "Servers (each server loaded by the raw-frame load generator: pre-built masked \
+                 frames, echoes read by their headers, no WebSocket library)"
+                    .to_owned(),
                 "server",
             ),
-            Phase::Clients => (
+            (Phase::Servers, load) => (
+                format!(
+                    "Servers (each server loaded by the {} client)",
+                    load.map_or("isosock", Generator::name)
+                ),
+                "server",
+            ),
+            (Phase::Clients, _) => (
                 format!(
                     "Clients (each client against the {} server)",
                     o.fixed_server.name()
@@ -590,7 +681,7 @@ fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
             }
         );
         let mut per_peer: Vec<(&str, Vec<[f64; 4]>)> = Vec::new();
-        let rows: Vec<&Summary> = sums.iter().filter(|x| x.phase == phase).collect();
+        let rows: Vec<&Summary> = sums.iter().filter(|x| x.stage == stage).collect();
         for group in rows.chunk_by(|a, b| a.cell == b.cell) {
             let iso = group.iter().find(|x| x.subject == Impl::Isosock.name());
             for x in group {
@@ -649,8 +740,11 @@ fn markdown(o: &Opts, m: &Machine, sums: &[Summary], took: Duration) -> String {
             }
         }
         s += "\n";
-        s += &versus_best(phase, &rows);
-        s += &engines(phase, &rows);
+        s += &versus_best(stage, &rows, Server::Impl(Impl::Isosock));
+        if phase == Phase::Servers {
+            s += &versus_best(stage, &rows, Server::IsosockForward);
+        }
+        s += &engines(stage, &rows);
     }
     s
 }
@@ -671,7 +765,8 @@ const WRAPPER_CPU: f64 = 1.03;
 /// subject: server or client) against raw tokio-tungstenite's with the same configuration, the
 /// ratios (wrapper ÷ raw, both), their geometric means and the cells that miss the targets;
 /// then, if `isosock` ran too, the own engine against the tungstenite engine.
-fn engines(phase: Phase, rows: &[&Summary]) -> String {
+fn engines(stage: Stage, rows: &[&Summary]) -> String {
+    let phase = stage.phase;
     let cpu = |s: &Summary| match phase {
         Phase::Servers => s.server_cpu_us_per_msg,
         Phase::Clients => s.client_cpu_us_per_msg,
@@ -746,10 +841,7 @@ fn engines(phase: Phase, rows: &[&Summary]) -> String {
          | mode | C | S | W | msgs/s {} | msgs/s {} | × msgs/s | {role} CPU µs/msg {} \
          | {role} CPU µs/msg {} | × CPU | target |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
-        match phase {
-            Phase::Servers => "Servers",
-            Phase::Clients => "Clients",
-        },
+        stage.label(),
         wrapper.name(),
         raw.name(),
         wrapper.name(),
@@ -794,31 +886,33 @@ fn engines(phase: Phase, rows: &[&Summary]) -> String {
 /// The per-cell check against the issue's targets: isosock against the fastest peer
 /// (msgs/s), the leanest (CPU per message) and the one with the lowest p99, with the target
 /// (≥ 1.0× up to 1 KiB, ≥ 0.8× above; p99 ≤ 1.05×) and what misses it.
-fn versus_best(phase: Phase, rows: &[&Summary]) -> String {
+fn versus_best(stage: Stage, rows: &[&Summary], subject: Server) -> String {
+    let phase = stage.phase;
+    let name = subject.name();
+    if !rows.iter().any(|x| x.subject == name) {
+        return String::new();
+    }
     let cpu = |s: &Summary| match phase {
         Phase::Servers => s.server_cpu_us_per_msg,
         Phase::Clients => s.client_cpu_us_per_msg,
     };
     let mut s = format!(
-        "#### {}: isosock against the best peer in each cell\n\n\
-         × msgs/s is isosock ÷ the fastest peer, × CPU the leanest peer's CPU per message ÷ \
-         isosock's, × p99 isosock's p99 ÷ the lowest peer p99 (below 1 is better there). \
+        "#### {}: {name} against the best peer in each cell\n\n\
+         × msgs/s is {name} ÷ the fastest peer, × CPU the leanest peer's CPU per message ÷ \
+         {name}'s, × p99 {name}'s p99 ÷ the lowest peer p99 (below 1 is better there). \
          Throughput counts as met when msgs/s or CPU reaches the target.\n\n\
          | mode | C | S | × msgs/s | fastest | × CPU | leanest | × p99 | lowest p99 | target |\n\
          | --- | ---: | ---: | ---: | --- | ---: | --- | ---: | --- | --- |\n",
-        match phase {
-            Phase::Servers => "Servers",
-            Phase::Clients => "Clients",
-        }
+        stage.label()
     );
     for group in rows.chunk_by(|a, b| a.cell == b.cell) {
-        let Some(iso) = group.iter().find(|x| x.subject == Impl::Isosock.name()) else {
+        let Some(iso) = group.iter().find(|x| x.subject == name) else {
             continue;
         };
-        // isosock on its tungstenite engine is isosock, not a peer.
+        // isosock in another style or on its tungstenite engine is isosock, not a peer.
         let peers: Vec<&&Summary> = group
             .iter()
-            .filter(|x| x.subject != iso.subject && x.subject != Impl::IsosockTungstenite.name())
+            .filter(|x| !Server::parse(x.subject).is_ok_and(Server::is_isosock))
             .collect();
         let best = |key: &dyn Fn(&Summary) -> f64, most: bool| {
             peers
@@ -890,6 +984,42 @@ mod tests {
                 assert!(c * s * window_for(&o, c, s, Mode::Pipeline) <= 256 << 20);
             }
         }
+    }
+
+    #[test]
+    fn servers_run_under_each_load_with_the_forward_servers() {
+        let o = parse_opts(&[]).expect("defaults");
+        let stages = Stage::all(&o);
+        let labels: Vec<String> = stages.iter().map(Stage::label).collect();
+        assert_eq!(
+            labels,
+            ["Servers, raw load", "Servers, isosock client", "Clients"]
+        );
+        let servers: Vec<&str> = stages[0].runs(&o).iter().map(|r| r.0).collect();
+        assert_eq!(
+            servers,
+            [
+                "isosock",
+                "isosock-forward",
+                "tungstenite",
+                "tungstenite-forward",
+                "tungstenite-tuned",
+                "fastwebsockets",
+                "tokio-websockets"
+            ]
+        );
+        assert!(stages[0].runs(&o).iter().all(|r| r.2 == Generator::Raw));
+        let argv: Vec<String> = ["--load", "isosock", "--servers", "tungstenite-forward"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse_opts(&argv).expect("parses");
+        let runs = Stage::all(&o)[0].runs(&o);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].1, runs[0].2),
+            (Server::TungsteniteForward, Generator::Client(Impl::Isosock))
+        );
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! sends them all back to back on its split halves while reading; every echo must match in
 //! type and content. Any mismatch fails the run. The pairs include isosock on its
 //! tokio-tungstenite engine (`isosock-tungstenite`) and its raw baseline (`tungstenite-same`),
-//! as servers and as clients. Then the compression benchmark's Rust servers
-//! (isosock and yawc) in each permessage-deflate mode, with the isosock client in that mode.
+//! as servers and as clients, and the `forward` servers (`isosock-forward`,
+//! `tungstenite-forward`) as servers. Every server also answers the raw-frame client
+//! ([`crate::rawload`]): the same messages one at a time and back to back, each echo checked
+//! byte for byte, then a short run of the raw load generator itself, ping-pong and pipelined.
+//! Then the compression benchmark's Rust servers (isosock and yawc) in each
+//! permessage-deflate mode, with the isosock client in that mode.
 
 use std::time::Duration;
 
@@ -18,8 +22,10 @@ use crate::child::ServerProc;
 use crate::clients::{Client, ClientOpts, Rx, Tx};
 use crate::deflate::mode_name;
 use crate::handshake::WsUrl;
+use crate::load::{self, Generator, LoadSpec};
+use crate::payload::Payload;
 use crate::servers::Server;
-use crate::{Impl, Result};
+use crate::{Impl, Mode, Result};
 
 const SIZES: [usize; 11] = [
     0,
@@ -39,20 +45,22 @@ const PAIR_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entry point of `isosock-bench selftest`.
 pub fn main(argv: &[String]) -> Result<()> {
     let a = Args::parse(argv, &[])?;
-    let servers = a.list("servers", Impl::ALL.to_vec(), Impl::parse)?;
-    let clients = a.list("clients", Impl::ALL.to_vec(), Impl::parse)?;
+    let servers = a.list("servers", Server::all_echo(), Server::parse)?;
+    let mut all_clients: Vec<Generator> = Impl::ALL.into_iter().map(Generator::Client).collect();
+    all_clients.push(Generator::Raw);
+    let clients = a.list("clients", all_clients, Generator::parse)?;
     let cases = cases();
     let mut passed = 0;
     let mut failures = Vec::new();
     let mut pairs = Vec::new();
     for &s in &servers {
         for &c in &clients {
-            pairs.push((Server::Impl(s), c, Compression::Disabled));
+            pairs.push((s, c, Compression::Disabled));
         }
     }
     for s in [Server::Impl(Impl::Isosock), Server::Yawc] {
         for mode in [Compression::NoContextTakeover, Compression::ContextTakeover] {
-            pairs.push((s, Impl::Isosock, mode));
+            pairs.push((s, Generator::Client(Impl::Isosock), mode));
         }
     }
     let mut server: Option<(Server, Compression, ServerProc)> = None;
@@ -74,7 +82,11 @@ pub fn main(argv: &[String]) -> Result<()> {
                 mode_name(mode)
             )
         };
-        match check_pair(c, &proc_.url, &cases, mode) {
+        let checked = match c {
+            Generator::Client(c) => check_pair(c, &proc_.url, &cases, mode),
+            Generator::Raw => check_raw(&proc_.url, &cases),
+        };
+        match checked {
             Ok(()) => {
                 passed += 1;
                 println!("ok    {what}");
@@ -153,6 +165,42 @@ fn compare(i: usize, sent: &(bool, Bytes), got: &(bool, Bytes)) -> Result<()> {
             }
         )
         .into());
+    }
+    Ok(())
+}
+
+/// The raw-frame client against the server at `url`: `cases` one at a time and back to back,
+/// then the raw load generator for a moment in each mode (text, then binary messages), so
+/// that its measurement path runs too.
+fn check_raw(url: &str, cases: &[(bool, Bytes)]) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ws_url = WsUrl::parse(url)?;
+    rt.block_on(async {
+        tokio::time::timeout(PAIR_TIMEOUT, crate::rawload::exchange_all(&ws_url, cases)).await
+    })
+    .map_err(|_| "raw frames: timed out")??;
+    drop(rt);
+    for (mode, payload, size) in [
+        (Mode::PingPong, Payload::Json, 200),
+        (Mode::Pipeline, Payload::Random, 70_000),
+    ] {
+        let spec = LoadSpec {
+            client: Generator::Raw,
+            url: url.to_owned(),
+            conns: 3,
+            size,
+            payload,
+            compression: Compression::Disabled,
+            wire: false,
+            mode,
+            window: 8,
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(100),
+            server_pid: None,
+        };
+        load::run(&spec).map_err(|e| format!("raw load, {}: {e}", mode.name()))?;
     }
     Ok(())
 }

@@ -3,14 +3,20 @@
 //! Each accepts on 127.0.0.1, turns Nagle's algorithm off on every connection, reads messages
 //! up to 16 MiB (tungstenite and tungstenite-tuned keep the default 64 MiB; tungstenite-same
 //! has isosock's tungstenite engine's limits), and uses the same loop shape: read one message,
-//! write it back, repeat. Connection errors are counted, not printed (the load
-//! generator ends its connections by exiting), unless `--verbose`.
+//! write it back, repeat. Two more are written the way their crate's own examples write an
+//! echo server, splitting the connection and forwarding its stream of messages into its sink:
+//! `tungstenite-forward` (tokio-tungstenite's `examples/echo-server.rs`: `accept_async`, then
+//! `read.try_filter(text or binary).forward(write)`) and `isosock-forward` (`Conn::split`,
+//! then `stream.forward(sink)`). A sink flushes when the stream has nothing ready, so these
+//! write a burst of echoes at once where the loops write each one. Connection errors are
+//! counted, not printed (the load generator ends its connections by exiting), unless
+//! `--verbose`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use isosock::Compression;
@@ -50,22 +56,58 @@ pub fn tungstenite_same_config(
         .read_buffer_size(16 << 10)
 }
 
-/// An echo server: one of the matrix's implementations, or yawc (compression benchmark only).
+/// An echo server: one of the matrix's implementations with its read/write loop, one written
+/// as its crate's examples write it (`forward`), or yawc (compression benchmark only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
-    /// A matrix implementation.
+    /// A matrix implementation, echoing with a read/write loop.
     Impl(Impl),
+    /// isosock: `Conn::split`, then the `MessageStream` forwarded into the `MessageSink`.
+    IsosockForward,
+    /// tokio-tungstenite's echo-server example: default configuration, `split`, then the text
+    /// and binary messages forwarded into the sink.
+    TungsteniteForward,
     /// yawc, the Rust peer with permessage-deflate.
     Yawc,
 }
 
 impl Server {
-    /// Parses an [`Impl`] name or `yawc`.
+    /// The echo servers written as their crate's examples write them.
+    pub const FORWARD: [Server; 2] = [Server::IsosockForward, Server::TungsteniteForward];
+
+    /// Every echo server of the matrix's implementations: each read/write loop, then the
+    /// `forward` servers (what `selftest` checks).
+    pub fn all_echo() -> Vec<Server> {
+        let mut all: Vec<Server> = Impl::ALL.into_iter().map(Server::Impl).collect();
+        all.extend(Server::FORWARD);
+        all
+    }
+
+    /// The servers of `impls` for the matrix: each implementation's read/write loop, followed
+    /// by its crate's `forward` server if it has one (isosock-forward after isosock,
+    /// tungstenite-forward after tungstenite).
+    pub fn with_forward(impls: &[Impl]) -> Vec<Server> {
+        let mut out = Vec::new();
+        for &imp in impls {
+            out.push(Server::Impl(imp));
+            match imp {
+                Impl::Isosock => out.push(Server::IsosockForward),
+                Impl::Tungstenite => out.push(Server::TungsteniteForward),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Parses an [`Impl`] name, `isosock-forward`, `tungstenite-forward` or `yawc`.
     pub fn parse(s: &str) -> Result<Server> {
-        if s == "yawc" {
-            Ok(Server::Yawc)
-        } else {
-            Impl::parse(s).map(Server::Impl)
+        match s {
+            "yawc" => Ok(Server::Yawc),
+            "isosock-forward" => Ok(Server::IsosockForward),
+            "tungstenite-forward" => Ok(Server::TungsteniteForward),
+            _ => Impl::parse(s)
+                .map(Server::Impl)
+                .map_err(|e| format!("{e}, isosock-forward, tungstenite-forward or yawc").into()),
         }
     }
 
@@ -73,8 +115,18 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Impl(i) => i.name(),
+            Server::IsosockForward => "isosock-forward",
+            Server::TungsteniteForward => "tungstenite-forward",
             Server::Yawc => "yawc",
         }
+    }
+
+    /// Whether this is isosock (on either engine, in either style) rather than a peer.
+    pub fn is_isosock(self) -> bool {
+        matches!(
+            self,
+            Server::Impl(Impl::Isosock | Impl::IsosockTungstenite) | Server::IsosockForward
+        )
     }
 }
 
@@ -90,7 +142,10 @@ pub fn run(
     compression: Compression,
 ) -> Result<()> {
     if compression != Compression::Disabled
-        && !matches!(server, Server::Impl(Impl::Isosock) | Server::Yawc)
+        && !matches!(
+            server,
+            Server::Impl(Impl::Isosock) | Server::IsosockForward | Server::Yawc
+        )
     {
         return Err(format!("the {} server has no permessage-deflate", server.name()).into());
     }
@@ -107,6 +162,9 @@ pub fn run(
         drop(out);
         match server {
             Server::Impl(imp) => serve(imp, listener, compression).await,
+            Server::IsosockForward | Server::TungsteniteForward => {
+                serve_forward(server, listener, compression).await
+            }
             Server::Yawc => serve_yawc(listener, compression).await,
         }
     })
@@ -168,6 +226,56 @@ async fn echo_isosock(
         };
         conn.write(msg).await?;
     }
+}
+
+/// Accepts connections forever for a `forward` server ([`Server::IsosockForward`] or
+/// [`Server::TungsteniteForward`]), spawning an echo task for each.
+async fn serve_forward(
+    server: Server,
+    listener: TcpListener,
+    compression: Compression,
+) -> Result<()> {
+    let iso_opts = Arc::new(
+        isosock::AcceptOptions::new()
+            .read_limit(READ_LIMIT)
+            .compression(compression),
+    );
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let iso_opts = iso_opts.clone();
+        tokio::spawn(async move {
+            let res = match server {
+                Server::TungsteniteForward => forward_tungstenite(tcp).await,
+                _ => forward_isosock(tcp, &iso_opts).await,
+            };
+            if let Err(e) = res {
+                if VERBOSE.load(Ordering::Relaxed) {
+                    eprintln!("{}: connection: {e}", server.name());
+                }
+            }
+        });
+    }
+}
+
+/// isosock's echo in the style of a `Sink`/`Stream` user: the stream of messages forwarded
+/// into the sink, which batches the echoes that were ready at once into one write.
+async fn forward_isosock(tcp: TcpStream, opts: &isosock::AcceptOptions) -> Result<()> {
+    let conn = isosock::accept(tcp, opts).await?;
+    let (sink, stream) = conn.split();
+    stream.forward(sink).await?;
+    Ok(())
+}
+
+/// tokio-tungstenite's `examples/echo-server.rs`, minus its logging and `expect`s.
+async fn forward_tungstenite(tcp: TcpStream) -> Result<()> {
+    let ws = tokio_tungstenite::accept_async(tcp).await?;
+    let (write, read) = ws.split();
+    // As the example: "We should not forward messages other than text or binary."
+    read.try_filter(|msg| std::future::ready(msg.is_text() || msg.is_binary()))
+        .forward(write)
+        .await?;
+    Ok(())
 }
 
 /// tokio-tungstenite's echo loop; `send` is `poll_ready` + `start_send` + one `poll_flush`
