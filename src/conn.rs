@@ -255,9 +255,20 @@ impl Conn {
     ///
     /// # Platform notes
     ///
-    /// Natively the future completes once the message has been written to the socket; a
-    /// message queued by a dropped write is sent by the next write, ping, pong or close on
-    /// the connection (no task writes in the background). In the browser the message goes
+    /// Natively the future completes once the message has been written to the socket, with
+    /// one exception that batches a read/write loop's replies (own engine): when the task
+    /// that writes is the task whose last `read` left the peer's next bytes already received
+    /// (a peer that pipelines), the message is queued and the write returns at once, until
+    /// 64 KiB wait. Those bytes go out, in order, before that task's next `read` waits for the
+    /// socket, with the next write that does not defer, with a ping, pong or close, and at
+    /// `close_now` or drop as far as the socket takes them without waiting. So an echo loop
+    /// answering a burst of pipelined messages makes one system call per burst, and a
+    /// ping-pong peer (nothing received ahead) sees every reply written before `write`
+    /// returns. A task that reads ahead, writes, and then waits on something other than the
+    /// connection for long holds its replies for that long: read again, or write from
+    /// another task. The tungstenite engine never defers. A message queued by a dropped write
+    /// is sent by the next write, ping, pong or close on the connection (no task writes in
+    /// the background). In the browser the message goes
     /// to `WebSocket.send` once the socket's `bufferedAmount` is at or below the mark; one
     /// queued by a dropped write is sent by the connection's driver as soon as the buffer
     /// allows, with no further call needed.

@@ -262,20 +262,39 @@ pub(crate) fn write_header_with(
     mask: Option<[u8; 4]>,
     len: usize,
 ) {
-    out.push(if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | opcode.bits());
+    let (head, n) = header(fin, rsv1, opcode, mask, len);
+    out.extend_from_slice(&head[..n]);
+}
+
+/// A frame header's bytes (the first of the array's bytes, as many as the count says): for a
+/// frame built on the stack.
+pub(crate) fn header(
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) -> ([u8; MAX_HEADER], usize) {
+    let mut head = [0u8; MAX_HEADER];
+    head[0] = if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | opcode.bits();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    let mut n = 2;
     if len < 126 {
-        out.push(mask_bit | len as u8);
+        head[1] = mask_bit | len as u8;
     } else if let Ok(short) = u16::try_from(len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&short.to_be_bytes());
+        head[1] = mask_bit | 126;
+        head[2..4].copy_from_slice(&short.to_be_bytes());
+        n = 4;
     } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
+        head[1] = mask_bit | 127;
+        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        n = 10;
     }
     if let Some(key) = mask {
-        out.extend_from_slice(&key);
+        head[n..n + 4].copy_from_slice(&key);
+        n += 4;
     }
+    (head, n)
 }
 
 /// Close codes a peer may send (RFC 6455 7.4.1, 7.4.2 and the IANA registry of 11.7):

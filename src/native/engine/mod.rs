@@ -61,6 +61,15 @@ use crate::message::Message;
 
 pub(crate) use write::WriteGuard;
 
+/// Takes an async mutex: at once when it is free (no lock future, no waker: the uncontended
+/// path of every `read` and `write`), else by waiting in its queue.
+async fn lock_async<T>(m: &AsyncMutex<T>) -> futures_util::lock::MutexGuard<'_, T> {
+    match m.try_lock() {
+        Some(guard) => guard,
+        None => m.lock().await,
+    }
+}
+
 /// Settings fixed when a connection is made.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
@@ -191,7 +200,7 @@ impl Engine for Conn {
     }
 
     async fn read(&self) -> Result<Message> {
-        let mut rs = self.shared.read.lock().await;
+        let mut rs = lock_async(&self.shared.read).await;
         self.shared.read_locked(&mut rs).await
     }
 
@@ -212,6 +221,9 @@ impl Engine for Conn {
     }
 
     fn close_now(&self) {
+        // Writes that returned with their bytes deferred were reported done: as far as the
+        // socket takes them without waiting, they go before it is dropped.
+        self.shared.write_deferred_now();
         self.shared
             .abort("the connection was closed with close_now");
     }
@@ -251,6 +263,7 @@ impl Engine for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        self.shared.write_deferred_now();
         self.shared.abort("the connection was dropped");
     }
 }

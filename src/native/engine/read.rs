@@ -221,6 +221,9 @@ impl Shared {
                     // Between messages: hold no buffer (the message keeps what it needs).
                     rs.buf = BytesMut::new();
                 }
+                // With the peer's next bytes already here, this task's next write may wait
+                // for this reader to need the socket (`write.rs`, deferred writes).
+                self.reader_returned(!rs.buf.is_empty());
                 Ok(msg)
             }
             Step::PeerClose(close) => {
@@ -398,6 +401,8 @@ impl Shared {
         rs: &mut ReadState,
         want: usize,
     ) -> Poll<std::io::Result<usize>> {
+        // What deferred writes queued goes out before this reader waits for the peer.
+        self.poll_deferred(cx);
         self.reader_waker.register(cx.waker());
         let mut io = lock(&self.io);
         if rs.buf.is_empty() && rs.frame.is_none() {
