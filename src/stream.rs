@@ -76,9 +76,125 @@ fn write_future(conn: &Arc<Conn>, msg: Message) -> BoxFuture<Result<()>> {
     Box::pin(async move { conn.write(msg).await })
 }
 
-fn write_batch_future(conn: &Arc<Conn>, msgs: Vec<Message>) -> BoxFuture<Result<()>> {
-    let conn = conn.clone();
-    Box::pin(async move { conn.write_batch(msgs).await })
+/// An operation on the connection that a [`MessageStream`] or [`MessageSink`] starts again
+/// and again (a read, a write): made each time in the same allocation, so reading and writing
+/// through the split halves allocates nothing per message (a boxed future per message cost
+/// `forward` a fifth more CPU per ping-pong message than `read` + `write`).
+struct Reusable<F, M> {
+    conn: Arc<Conn>,
+    make: M,
+    fut: Pin<Box<Option<F>>>,
+}
+
+impl<F: Future, M> Reusable<F, M> {
+    fn new(conn: Arc<Conn>, make: M) -> Self {
+        Reusable {
+            conn,
+            make,
+            fut: Box::pin(None),
+        }
+    }
+
+    /// Polls the operation in flight; `None` if there is none.
+    fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let Some(fut) = self.fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let out = ready!(fut.poll(cx));
+        self.fut.set(None);
+        Poll::Ready(Some(out))
+    }
+}
+
+/// A stream's read, reusable (see [`Reusable`]).
+trait ReadOp: Send {
+    /// Polls the read in flight, starting one if none is.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>>;
+    /// Drops the read in flight, if any.
+    fn cancel(&mut self);
+}
+
+impl<F, M> ReadOp for Reusable<F, M>
+where
+    F: Future<Output = Result<Message>> + Send,
+    M: Fn(Arc<Conn>) -> F + Send,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        loop {
+            if let Poll::Ready(Some(res)) = self.poll_op(cx) {
+                return Poll::Ready(res);
+            }
+            if self.fut.is_some() {
+                return Poll::Pending;
+            }
+            let fut = (self.make)(self.conn.clone());
+            self.fut.set(Some(fut));
+        }
+    }
+
+    fn cancel(&mut self) {
+        self.fut.set(None);
+    }
+}
+
+fn read_op(conn: Arc<Conn>) -> Box<dyn ReadOp> {
+    fn build<F, M: Fn(Arc<Conn>) -> F>(conn: Arc<Conn>, make: M) -> Reusable<F, M>
+    where
+        F: Future,
+    {
+        Reusable::new(conn, make)
+    }
+    Box::new(build(conn, |conn| async move { conn.read().await }))
+}
+
+/// What a sink hands to the connection at a flush: one message (`write`, no `Vec`), or more.
+enum Batch {
+    One(Message),
+    Many(Vec<Message>),
+}
+
+/// A sink's write, reusable (see [`Reusable`]).
+trait WriteOp: Send {
+    /// Starts writing `batch`; the write before it must be done.
+    fn start(&mut self, batch: Batch);
+    /// Polls the write in flight; `Ok` at once if there is none.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>>;
+    /// Whether a write is in flight.
+    fn busy(&self) -> bool;
+}
+
+impl<F, M> WriteOp for Reusable<F, M>
+where
+    F: Future<Output = Result<()>> + Send,
+    M: Fn(Arc<Conn>, Batch) -> F + Send,
+{
+    fn start(&mut self, batch: Batch) {
+        let fut = (self.make)(self.conn.clone(), batch);
+        self.fut.set(Some(fut));
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(ready!(self.poll_op(cx)).unwrap_or(Ok(())))
+    }
+
+    fn busy(&self) -> bool {
+        self.fut.is_some()
+    }
+}
+
+fn write_op(conn: Arc<Conn>) -> Box<dyn WriteOp> {
+    fn build<F, M: Fn(Arc<Conn>, Batch) -> F>(conn: Arc<Conn>, make: M) -> Reusable<F, M>
+    where
+        F: Future,
+    {
+        Reusable::new(conn, make)
+    }
+    Box::new(build(conn, |conn, batch| async move {
+        match batch {
+            Batch::One(msg) => conn.write(msg).await,
+            Batch::Many(msgs) => conn.write_batch(msgs).await,
+        }
+    }))
 }
 
 /// How much a [`MessageSink`] gathers before `poll_ready` sends it without waiting for a flush.
@@ -348,11 +464,10 @@ pub struct MessageStream {
 /// A stream's read in flight, shared with the sink of the same split so that closing from
 /// the sink can drop a read nobody polls (it holds the connection's read lock, which `close`
 /// needs to see the peer's close frame).
-type ReadSlot = Arc<std::sync::Mutex<Option<BoxFuture<Result<Message>>>>>;
+type ReadSlot = Arc<std::sync::Mutex<Box<dyn ReadOp>>>;
 
 fn clear(slot: &ReadSlot) {
-    let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    drop(taken);
+    slot.lock().unwrap_or_else(|e| e.into_inner()).cancel();
 }
 
 impl std::fmt::Debug for MessageStream {
@@ -367,8 +482,8 @@ impl MessageStream {
     /// A stream of the messages of a shared connection (what [`Conn::split`] returns).
     pub fn new(conn: Arc<Conn>) -> Self {
         MessageStream {
+            reading: Arc::new(std::sync::Mutex::new(read_op(conn.clone()))),
             conn,
-            reading: ReadSlot::default(),
             done: false,
         }
     }
@@ -387,14 +502,11 @@ impl Stream for MessageStream {
         if this.done {
             return Poll::Ready(None);
         }
-        let res = {
-            let mut slot = this.reading.lock().unwrap_or_else(|e| e.into_inner());
-            let conn = &this.conn;
-            let fut = slot.get_or_insert_with(|| read_future(conn));
-            let res = ready!(fut.as_mut().poll(cx));
-            *slot = None;
-            res
-        };
+        let res = ready!(this
+            .reading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .poll_read(cx));
         Poll::Ready(match res {
             Ok(msg) => Some(Ok(msg)),
             Err(e) => {
@@ -425,17 +537,19 @@ pub struct MessageSink {
     conn: Arc<Conn>,
     /// The read slot of the stream from the same split, if any.
     stream_read: Option<ReadSlot>,
-    /// Messages sent but not handed to the connection yet.
-    batch: Vec<Message>,
+    /// The first message sent but not handed to the connection yet; `more` holds the rest
+    /// (a flush of one message needs no `Vec`).
+    first: Option<Message>,
+    more: Vec<Message>,
     batch_bytes: usize,
-    writing: Option<BoxFuture<Result<()>>>,
+    writing: Box<dyn WriteOp>,
     closing: Option<BoxFuture<Result<()>>>,
 }
 
 impl std::fmt::Debug for MessageSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageSink")
-            .field("writing", &self.writing.is_some())
+            .field("writing", &self.writing.busy())
             .finish_non_exhaustive()
     }
 }
@@ -444,11 +558,12 @@ impl MessageSink {
     /// A sink into a shared connection (what [`Conn::split`] returns).
     pub fn new(conn: Arc<Conn>) -> Self {
         MessageSink {
+            writing: write_op(conn.clone()),
             conn,
             stream_read: None,
-            batch: Vec::new(),
+            first: None,
+            more: Vec::new(),
             batch_bytes: 0,
-            writing: None,
             closing: None,
         }
     }
@@ -490,24 +605,25 @@ impl MessageSink {
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(fut) = &mut self.writing {
-            let res = ready!(fut.as_mut().poll(cx));
-            self.writing = None;
-            res?;
-        }
-        Poll::Ready(Ok(()))
+        self.writing.poll_write(cx)
+    }
+
+    /// Messages gathered and not handed to the connection yet.
+    fn gathered(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
     }
 
     /// Writes the gathered messages (after the write in flight) and waits for them.
     fn poll_send_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_pending(cx))?;
-        if !self.batch.is_empty() {
-            let msgs = std::mem::take(&mut self.batch);
-            self.batch_bytes = 0;
-            self.writing = Some(write_batch_future(&self.conn, msgs));
-            ready!(self.poll_pending(cx))?;
-        }
-        Poll::Ready(Ok(()))
+        let batch = match self.first.take() {
+            Some(msg) => Batch::One(msg),
+            None if self.more.is_empty() => return Poll::Ready(Ok(())),
+            None => Batch::Many(std::mem::take(&mut self.more)),
+        };
+        self.batch_bytes = 0;
+        self.writing.start(batch);
+        self.poll_pending(cx)
     }
 }
 
@@ -517,7 +633,7 @@ impl<T: Into<Message>> Sink<T> for MessageSink {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
-        if this.batch_bytes >= SINK_BATCH_BYTES || this.batch.len() >= SINK_BATCH_MESSAGES {
+        if this.batch_bytes >= SINK_BATCH_BYTES || this.gathered() >= SINK_BATCH_MESSAGES {
             ready!(this.poll_send_batch(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -527,7 +643,14 @@ impl<T: Into<Message>> Sink<T> for MessageSink {
         let this = self.get_mut();
         let msg = item.into();
         this.batch_bytes = this.batch_bytes.saturating_add(msg.len());
-        this.batch.push(msg);
+        if this.gathered() == 0 {
+            this.first = Some(msg);
+        } else {
+            if let Some(first) = this.first.take() {
+                this.more.push(first);
+            }
+            this.more.push(msg);
+        }
         Ok(())
     }
 
