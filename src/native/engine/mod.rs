@@ -17,8 +17,9 @@
 //! buffer on the stack, and only bytes that arrived are copied to the heap (a message's payload,
 //! or the start of a frame not complete yet). Outgoing bytes live in a queue that is freed once
 //! written; a large message's payload is not copied into it but shared with the caller's
-//! `Bytes` (a client masks it in place when nobody else holds it). Nothing per connection is
-//! spawned or timed.
+//! `Bytes` (a client masks it in place when nobody else holds it). An uncontended short write
+//! builds its frame in one buffer per thread (at most 4 KiB, shared by every connection on
+//! the thread). Nothing per connection is spawned or timed.
 //!
 //! # Locks, and the order they are taken in
 //!
@@ -152,8 +153,9 @@ impl Conn {
                     reset: send_reset,
                 };
                 (
-                    deflate::Deflater::new(send, settings.compression_threshold),
-                    Some(deflate::Inflater::new(recv_reset)),
+                    // Boxed: 170 bytes each that a connection without compression does not hold.
+                    deflate::Deflater::new(send, settings.compression_threshold).map(Box::new),
+                    Some(Box::new(deflate::Inflater::new(recv_reset))),
                 )
             }
         };

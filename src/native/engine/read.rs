@@ -46,7 +46,7 @@ pub(super) struct ReadState {
     /// A pong was queued: reading waits until it is written (backpressure on ping floods).
     pong_target: Option<u64>,
     /// permessage-deflate's decompressor, when it was agreed.
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     /// The message being received is compressed (its first frame had RSV1): its frames are
     /// inflated as they arrive into `partial` (or `text`).
     compressed: bool,
@@ -94,7 +94,7 @@ pub(super) enum Step {
 impl ReadState {
     /// The state of a new connection, with what was read past the handshake and the
     /// decompressor if permessage-deflate was agreed.
-    pub(super) fn new(leftover: &[u8], inflater: Option<Inflater>) -> Self {
+    pub(super) fn new(leftover: &[u8], inflater: Option<Box<Inflater>>) -> Self {
         ReadState {
             buf: BytesMut::from(leftover),
             inflater,
@@ -150,7 +150,7 @@ impl ReadState {
             Utf8,
         }
         let mut refusal = Refusal::TooBig;
-        let (Some(inflater), Some(partial)) = (self.inflater.as_mut(), self.partial.as_mut())
+        let (Some(inflater), Some(partial)) = (self.inflater.as_deref_mut(), self.partial.as_mut())
         else {
             return Some(protocol_error(
                 "compressed data arrived outside a compressed message",
@@ -231,9 +231,13 @@ impl Shared {
                     code: StatusCode::from(code),
                     reason,
                 });
-                Err(self.on_peer_close(frame).await)
+                // Boxed, as the failure below: rare paths that would otherwise enlarge every
+                // read future (which an idle connection's task holds).
+                Err(Box::pin(self.on_peer_close(frame)).await)
             }
-            Step::Fail { err, code, reason } => Err(self.fail_with_close(err, code, reason).await),
+            Step::Fail { err, code, reason } => {
+                Err(Box::pin(self.fail_with_close(err, code, reason)).await)
+            }
             Step::Lost(err) => Err(self.lost(err)),
         }
     }

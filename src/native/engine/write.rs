@@ -66,7 +66,7 @@ pub(crate) const DEFER_MAX: u64 = 64 << 10;
 pub(super) struct WriteQueue {
     /// Lock 2: whole messages in order, and the compressor their bytes go through (when
     /// permessage-deflate was agreed and this side may compress).
-    msg_lock: AsyncMutex<Option<Deflater>>,
+    msg_lock: AsyncMutex<Option<Box<Deflater>>>,
     /// Lock 3: the bytes to write.
     out: Mutex<Output>,
     writers: Arc<WakeAll>,
@@ -79,7 +79,7 @@ pub(super) struct WriteQueue {
 
 impl WriteQueue {
     /// The write side of a new connection, with its compressor if it compresses.
-    pub(super) fn new(deflater: Option<Deflater>) -> Self {
+    pub(super) fn new(deflater: Option<Box<Deflater>>) -> Self {
         let writers = Arc::new(WakeAll::default());
         WriteQueue {
             msg_lock: AsyncMutex::new(deflater),
@@ -217,7 +217,7 @@ impl Shared {
                 msgs.size_hint() == (1, Some(1)) && !self.write.ahead.load(Ordering::Relaxed);
             let mut target = 0;
             for msg in msgs {
-                target = self.enqueue_message(deflater.as_mut(), msg, direct)?;
+                target = self.enqueue_message(deflater.as_deref_mut(), msg, direct)?;
             }
             target
             // The messages are queued whole: the next writer may queue behind them while this
@@ -582,7 +582,7 @@ impl Shared {
 pub(crate) struct WriteGuard<'a> {
     shared: &'a Shared,
     /// The message lock, and the compressor under it.
-    guard: AsyncMutexGuard<'a, Option<Deflater>>,
+    guard: AsyncMutexGuard<'a, Option<Box<Deflater>>>,
     /// The queue position the frame in flight must reach.
     target: Option<u64>,
     /// The message being written is compressed (decided at its first frame).
@@ -632,7 +632,7 @@ impl FrameSink for WriteGuard<'_> {
                         .as_ref()
                         .is_some_and(|d| !fin || d.wants(payload.len()));
                 }
-                let queued = match self.guard.as_mut().filter(|_| self.compressing) {
+                let queued = match self.guard.as_deref_mut().filter(|_| self.compressing) {
                     Some(d) => {
                         let mut packed = Vec::new();
                         d.compress(payload, fin, &mut packed);
