@@ -260,13 +260,14 @@ impl Conn {
     /// that writes is the task whose last `read` left the peer's next bytes already received
     /// (a peer that pipelines), the message is queued and the write returns at once, until
     /// 64 KiB wait. Those bytes go out, in order, before that task's next `read` waits for the
-    /// socket, with the next write that does not defer, with a ping, pong or close, and at
+    /// socket, or as soon as the task yields to the runtime otherwise (it awaits something
+    /// else: a task isosock spawned at the deferral writes them then), whichever comes first;
+    /// also with the next write that does not defer, with a ping, pong or close, and at
     /// `close_now` or drop as far as the socket takes them without waiting. So an echo loop
-    /// answering a burst of pipelined messages makes one system call per burst, and a
-    /// ping-pong peer (nothing received ahead) sees every reply written before `write`
-    /// returns. A task that reads ahead, writes, and then waits on something other than the
-    /// connection for long holds its replies for that long: read again, or write from
-    /// another task. The tungstenite engine never defers. A message queued by a dropped write
+    /// answering a burst of pipelined messages makes one system call per burst, a ping-pong
+    /// peer (nothing received ahead) sees every reply written before `write` returns, and no
+    /// reply waits longer than the writing task runs without yielding. The tungstenite engine
+    /// never defers. A message queued by a dropped write
     /// is sent by the next write, ping, pong or close on the connection (no task writes in
     /// the background). In the browser the message goes
     /// to `WebSocket.send` once the socket's `bufferedAmount` is at or below the mark; one

@@ -53,7 +53,7 @@
 //! | --- | --- | --- |
 //! | what | isosock's own RFC 6455 engine | tokio-tungstenite 0.30 |
 //! | permessage-deflate | yes | no: asking for it fails with [`ErrorKind::InvalidArgument`] |
-//! | when `write` returns | once written to the socket; a write from the task whose last `read` left the peer's next bytes received returns with the message queued (up to 64 KiB), sent before that task's next `read` waits (see [`Conn::write`]) | once written to the socket and flushed |
+//! | when `write` returns | once written to the socket; a write from the task whose last `read` left the peer's next bytes received returns with the message queued (up to 64 KiB), sent before that task's next `read` waits or when it yields (see [`Conn::write`]) | once written to the socket and flushed |
 //! | streaming `Writer` | 16 KiB frames on the wire | whole message on `finish` |
 //! | invalid UTF-8 in text | fails as it arrives | fails when the message is whole |
 //! | read limit | enforced while reading; `set_read_limit` raises or lowers | tungstenite's limit is the connection-time one; `set_read_limit` lowers it (checked once the message is whole) |

@@ -19,7 +19,8 @@
 //! written; a large message's payload is not copied into it but shared with the caller's
 //! `Bytes` (a client masks it in place when nobody else holds it). An uncontended short write
 //! builds its frame in one buffer per thread (at most 4 KiB, shared by every connection on
-//! the thread). Nothing per connection is spawned or timed.
+//! the thread). Nothing per connection is timed; the one task ever spawned is a deferred
+//! burst's flusher (`write.rs`), which ends as soon as it has looked.
 //!
 //! # Locks, and the order they are taken in
 //!

@@ -8,6 +8,8 @@
 //! whole message (`write`, `write_batch`) is queued and the write returns without a system
 //! call, up to [`DEFER_MAX`] queued bytes. What a deferred write queued goes out
 //! - before the reader waits for the socket (`read.rs` calls [`Shared::poll_deferred`]),
+//! - when the writing task yields to the runtime first (it waits for something else): a
+//!   short task spawned at the burst's first deferral, polled after it, writes them,
 //! - with the next write that is not deferred (group commit writes everything queued),
 //! - with a close, a ping, or a pong (each waits for its frame to be written),
 //! - at a drop or `close_now`, as far as the socket takes it without waiting.
@@ -75,6 +77,9 @@ pub(super) struct WriteQueue {
     /// Mirrors `Output::reader_ahead.is_some()`, so that a read that leaves nothing buffered
     /// and a write while the reader is not ahead take no lock to find that out.
     ahead: AtomicBool,
+    /// A task that writes deferred bytes if the writing task yields first is spawned and has
+    /// not looked yet (see `defer`).
+    flusher: AtomicBool,
 }
 
 impl WriteQueue {
@@ -87,6 +92,7 @@ impl WriteQueue {
             writers_waker: Waker::from(writers.clone()),
             writers,
             ahead: AtomicBool::new(false),
+            flusher: AtomicBool::new(false),
         }
     }
 }
@@ -203,7 +209,7 @@ impl Shared {
     /// Queues `msgs` in order under one hold of the message lock, then waits until they are
     /// written.
     pub(super) async fn write_messages(
-        &self,
+        self: &Arc<Self>,
         msgs: impl IntoIterator<Item = Message>,
     ) -> Result<()> {
         let target = {
@@ -232,11 +238,13 @@ impl Shared {
     /// Whether a write whose bytes end at `target` may return with them queued (see the
     /// module docs): the calling task is the reader's and the reader is ahead, the stream has
     /// not failed, and at most [`DEFER_MAX`] bytes would wait.
-    fn defer(&self, target: u64) -> bool {
+    fn defer(self: &Arc<Self>, target: u64) -> bool {
         if !self.write.ahead.load(Ordering::Relaxed) {
             return false;
         }
-        let Some(me) = tokio::task::try_id() else {
+        let (Some(me), Ok(runtime)) =
+            (tokio::task::try_id(), tokio::runtime::Handle::try_current())
+        else {
             return false;
         };
         let mut out = lock(&self.write.out);
@@ -247,6 +255,23 @@ impl Shared {
             return false;
         }
         out.deferred_to = Some(target);
+        drop(out);
+        if !self.write.flusher.swap(true, Ordering::AcqRel) {
+            // The bound in time: if the writing task yields to the runtime before its reader
+            // needs the socket (it went on to wait for something else), this task, polled
+            // after it, writes what is deferred. In a read/write loop the reader got there
+            // first and this finds nothing to do.
+            let shared = Arc::clone(self);
+            drop(runtime.spawn(async move {
+                tokio::task::yield_now().await;
+                shared.write.flusher.store(false, Ordering::Release);
+                let target = lock(&shared.write.out).deferred_to;
+                if let Some(target) = target {
+                    // A failure is recorded for the writers; this task has no one to tell.
+                    let _ = poll_fn(|cx| shared.poll_written(cx, target)).await;
+                }
+            }));
+        }
         true
     }
 
@@ -735,6 +760,30 @@ mod tests {
             burst(&mut peer, &["c"]).await;
             let (_conn, c) = echo.await.expect("echo task");
             assert_eq!(c, Message::text("c"));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_deferred_reply_goes_out_when_the_writing_task_waits_for_something_else() {
+        bounded(async {
+            let (conn, mut peer) = pair(Role::Server, 1 << 20);
+            burst(&mut peer, &["a", "b"]).await;
+            let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let a = conn.read().await.expect("read a");
+                conn.write(a).await.expect("write a");
+                assert_eq!(unwritten(&conn), 3, "the reply to a was written at once");
+                // Parked on something else than the connection, with "b" unread: the reply
+                // must not wait for the next read.
+                wait.await.expect("go on");
+                conn
+            });
+            let (_, op, body) = next_frame(&mut peer).await;
+            assert_eq!((op, &body[..]), (1, &b"a"[..]));
+            go_on.send(()).expect("task alive");
+            let conn = task.await.expect("task");
+            assert_eq!(unwritten(&conn), 0);
         })
         .await;
     }
