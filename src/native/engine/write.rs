@@ -242,9 +242,7 @@ impl Shared {
         if !self.write.ahead.load(Ordering::Relaxed) {
             return false;
         }
-        let (Some(me), Ok(runtime)) =
-            (tokio::task::try_id(), tokio::runtime::Handle::try_current())
-        else {
+        let Some(me) = tokio::task::try_id() else {
             return false;
         };
         let mut out = lock(&self.write.out);
@@ -254,13 +252,15 @@ impl Shared {
         {
             return false;
         }
-        out.deferred_to = Some(target);
-        drop(out);
-        if !self.write.flusher.swap(true, Ordering::AcqRel) {
+        if !self.write.flusher.load(Ordering::Acquire) {
             // The bound in time: if the writing task yields to the runtime before its reader
             // needs the socket (it went on to wait for something else), this task, polled
             // after it, writes what is deferred. In a read/write loop the reader got there
-            // first and this finds nothing to do.
+            // first and this finds nothing to do. Without a runtime to spawn on, no deferral.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return false;
+            };
+            self.write.flusher.store(true, Ordering::Release);
             let shared = Arc::clone(self);
             drop(runtime.spawn(async move {
                 tokio::task::yield_now().await;
@@ -272,6 +272,7 @@ impl Shared {
                 }
             }));
         }
+        out.deferred_to = Some(target);
         true
     }
 
