@@ -398,27 +398,35 @@ impl Shared {
 
     /// Reads more bytes into `rs.buf`: onto the stack first when nothing is buffered and no
     /// frame is under way (so an idle connection holds no buffer), else straight into the
-    /// buffer, `want` more at most.
+    /// buffer, `want` more at most. Before it waits (the socket has nothing), what deferred
+    /// writes queued goes out; while the peer's bytes keep arriving they keep gathering (up to
+    /// `write::DEFER_MAX`), so a burst larger than one read is still answered in one write.
     fn poll_fill(
         &self,
         cx: &mut Context<'_>,
         rs: &mut ReadState,
         want: usize,
     ) -> Poll<std::io::Result<usize>> {
-        // What deferred writes queued goes out before this reader waits for the peer.
-        self.poll_deferred(cx);
         self.reader_waker.register(cx.waker());
-        let mut io = lock(&self.io);
-        if rs.buf.is_empty() && rs.frame.is_none() {
-            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
-            let mut rb = ReadBuf::uninit(&mut stack);
-            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
-            rs.buf.extend_from_slice(rb.filled());
-            Poll::Ready(Ok(rb.filled().len()))
-        } else {
-            rs.buf.reserve(want.max(STACK_READ));
-            tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut rs.buf)
+        let polled = {
+            let mut io = lock(&self.io);
+            if rs.buf.is_empty() && rs.frame.is_none() {
+                let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+                let mut rb = ReadBuf::uninit(&mut stack);
+                Pin::new(&mut *io).poll_read(cx, &mut rb).map_ok(|()| {
+                    rs.buf.extend_from_slice(rb.filled());
+                    rb.filled().len()
+                })
+            } else {
+                rs.buf.reserve(want.max(STACK_READ));
+                tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut rs.buf)
+            }
+        };
+        if polled.is_pending() {
+            // Taken after `io` is released: `write.out` comes before it in the lock order.
+            self.poll_deferred(cx);
         }
+        polled
     }
 
     /// Handles one complete frame (its header already checked by `check_sequence`); `Some`
