@@ -267,9 +267,9 @@ impl Conn {
     /// answering a burst of pipelined messages makes one system call per burst, a ping-pong
     /// peer (nothing received ahead) sees every reply written before `write` returns, and no
     /// reply waits longer than the writing task runs without yielding. The tungstenite engine
-    /// never defers. A message queued by a dropped write
-    /// is sent by the next write, ping, pong or close on the connection (no task writes in
-    /// the background). In the browser the message goes
+    /// never defers. A message queued by a dropped write is sent by the next write, ping,
+    /// pong or close on the connection (no task writes it in the background). In the browser
+    /// the message goes
     /// to `WebSocket.send` once the socket's `bufferedAmount` is at or below the mark; one
     /// queued by a dropped write is sent by the connection's driver as soon as the buffer
     /// allows, with no further call needed.

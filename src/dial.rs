@@ -139,11 +139,13 @@ impl DialOptions {
     /// # Platform notes
     ///
     /// - Natively the mark bounds the connection's own outgoing queue. A write normally
-    ///   completes only once the socket took its message, so the queue is empty between
-    ///   writes; the mark matters when a write is cancelled (a `select!` or a timeout around
-    ///   it): its message stays queued and is sent, in order, by the next write, ping, pong or
-    ///   close on the connection (no task writes in the background), and that next write first
-    ///   waits until the queue is at or below the mark.
+    ///   completes only once the socket took its message (or, answering a peer that
+    ///   pipelines, once it is queued behind at most 64 KiB of deferred replies: see
+    ///   [`Conn::write`]), so the queue is nearly empty between writes; the mark matters when
+    ///   a write is cancelled (a `select!` or a timeout around it): its message stays queued
+    ///   and is sent, in order, by the next write, ping, pong or close on the connection (no
+    ///   task writes a cancelled write's message in the background), and that next write
+    ///   first waits until the queue is at or below the mark.
     /// - In the browser the mark bounds the socket's `bufferedAmount`: a message is handed to
     ///   `WebSocket.send` only while `bufferedAmount` is at or below it. The browser has no
     ///   "drain" event, so a waiting write re-checks `bufferedAmount` every 5 ms.

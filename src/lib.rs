@@ -123,9 +123,11 @@
 //! - **Write backpressure and cancelled writes**: on both, memory for outgoing messages is
 //!   bounded by [`DialOptions::write_high_water_mark`] (default 1 MiB) plus one message,
 //!   however often writes are cancelled. Natively a write queues its message only while the
-//!   connection's queue holds at most the mark, and completes once the socket took it; a
-//!   message left queued by a cancelled write is sent, whole and in order, by the next write,
-//!   ping, pong or close on that connection: nothing writes in the background. In the browser
+//!   connection's queue holds at most the mark, and completes once the socket took it (on
+//!   the own engine, a reply to a peer that pipelines may be deferred, see [`Conn::write`]);
+//!   a message left queued by a cancelled write is sent, whole and in order, by the next
+//!   write, ping, pong or close on that connection: nothing writes a cancelled write's
+//!   message in the background. In the browser
 //!   a message goes to `WebSocket.send` only while `bufferedAmount` is at or below the mark
 //!   (re-checked every 5 ms, the browser has no drain event); a write hands its message to
 //!   isosock's queue only once that queue is empty, and a message left there by a cancelled
