@@ -138,13 +138,9 @@ where
 }
 
 fn read_op(conn: Arc<Conn>) -> Box<dyn ReadOp> {
-    fn build<F, M: Fn(Arc<Conn>) -> F>(conn: Arc<Conn>, make: M) -> Reusable<F, M>
-    where
-        F: Future,
-    {
-        Reusable::new(conn, make)
-    }
-    Box::new(build(conn, |conn| async move { conn.read().await }))
+    Box::new(Reusable::new(conn, |conn: Arc<Conn>| async move {
+        conn.read().await
+    }))
 }
 
 /// What a sink hands to the connection at a flush: one message (`write`, no `Vec`), or more.
@@ -183,18 +179,15 @@ where
 }
 
 fn write_op(conn: Arc<Conn>) -> Box<dyn WriteOp> {
-    fn build<F, M: Fn(Arc<Conn>, Batch) -> F>(conn: Arc<Conn>, make: M) -> Reusable<F, M>
-    where
-        F: Future,
-    {
-        Reusable::new(conn, make)
-    }
-    Box::new(build(conn, |conn, batch| async move {
-        match batch {
-            Batch::One(msg) => conn.write(msg).await,
-            Batch::Many(msgs) => conn.write_batch(msgs).await,
-        }
-    }))
+    Box::new(Reusable::new(
+        conn,
+        |conn: Arc<Conn>, batch: Batch| async move {
+            match batch {
+                Batch::One(msg) => conn.write(msg).await,
+                Batch::Many(msgs) => conn.write_batch(msgs).await,
+            }
+        },
+    ))
 }
 
 /// How much a [`MessageSink`] gathers before `poll_ready` sends it without waiting for a flush.

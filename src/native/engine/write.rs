@@ -41,6 +41,7 @@ use crate::message::{Message, MessageType};
 use crate::native::closing::Closer;
 use crate::native::frame::{self, OpCode, Role};
 use crate::native::handshake::mask_key;
+use crate::native::io::Transport;
 
 /// Payloads at least this long are queued as the caller's `Bytes` rather than copied (a
 /// vectored write of header and payload), so a large message is neither held twice nor
@@ -74,8 +75,9 @@ pub(super) struct WriteQueue {
     writers: Arc<WakeAll>,
     /// A waker that wakes every writer; given to the socket.
     writers_waker: Waker,
-    /// Mirrors `Output::reader_ahead.is_some()`, so that a read that leaves nothing buffered
-    /// and a write while the reader is not ahead take no lock to find that out.
+    /// Mirrors `Output::reader_ahead.is_some()` (both set by `set_reader_ahead`), so that a
+    /// read that leaves nothing buffered and a write while the reader is not ahead take no
+    /// lock to find that out.
     ahead: AtomicBool,
     /// A task that writes deferred bytes if the writing task yields first is spawned and has
     /// not looked yet (see `defer`).
@@ -101,6 +103,13 @@ impl WriteQueue {
     /// Wakes every task waiting for the socket.
     pub(super) fn wake_all(&self) {
         self.writers_waker.wake_by_ref();
+    }
+
+    /// Records which task's reader is ahead, if any: the only place `Output::reader_ahead`
+    /// and its mirror `ahead` change.
+    fn set_reader_ahead(&self, out: &mut Output, reader: Option<tokio::task::Id>) {
+        out.reader_ahead = reader;
+        self.ahead.store(reader.is_some(), Ordering::Relaxed);
     }
 }
 
@@ -282,11 +291,9 @@ impl Shared {
         if !ahead && !self.write.ahead.load(Ordering::Relaxed) {
             return;
         }
-        let mut out = lock(&self.write.out);
-        out.reader_ahead = if ahead { tokio::task::try_id() } else { None };
+        let reader = if ahead { tokio::task::try_id() } else { None };
         self.write
-            .ahead
-            .store(out.reader_ahead.is_some(), Ordering::Relaxed);
+            .set_reader_ahead(&mut lock(&self.write.out), reader);
     }
 
     /// Before the reader waits for the socket: it is no longer ahead, and what deferred writes
@@ -298,8 +305,7 @@ impl Shared {
         let target = {
             let mut out = lock(&self.write.out);
             if self.write.ahead.load(Ordering::Relaxed) {
-                out.reader_ahead = None;
-                self.write.ahead.store(false, Ordering::Relaxed);
+                self.write.set_reader_ahead(&mut out, None);
             }
             match out.deferred_to {
                 Some(t) => t,
@@ -441,18 +447,8 @@ impl Shared {
         let len = wire.len();
         let mut wcx = Context::from_waker(&self.write.writers_waker);
         let mut io = lock(&self.io);
-        let taken = match Pin::new(&mut *io).poll_write(&mut wcx, wire) {
-            Poll::Ready(Ok(0)) => {
-                let e = Error::new(ErrorKind::ConnectionLost, "the connection took no bytes");
-                return Err(self.broken(out, e));
-            }
-            Poll::Ready(Ok(taken)) => taken.min(len),
-            Poll::Ready(Err(e)) => {
-                let e = Error::with_source(ErrorKind::ConnectionLost, "write failed", e);
-                return Err(self.broken(out, e));
-            }
-            Poll::Pending => 0,
-        };
+        let polled = Pin::new(&mut *io).poll_write(&mut wcx, wire);
+        let taken = self.took(out, polled)?.map_or(0, |n| n.min(len));
         out.queued += len as u64;
         out.written += taken as u64;
         if taken < len {
@@ -464,14 +460,9 @@ impl Shared {
             out.unflushed = true;
         }
         if taken == len {
-            match Pin::new(&mut *io).poll_flush(&mut wcx) {
-                Poll::Ready(Ok(())) => out.unflushed = false,
-                Poll::Ready(Err(e)) => {
-                    let e = Error::with_source(ErrorKind::ConnectionLost, "flush failed", e);
-                    return Err(self.broken(out, e));
-                }
-                // `poll_written` flushes the rest.
-                Poll::Pending => {}
+            // When the flush is `Pending`, `poll_written` flushes the rest.
+            if let Poll::Ready(Err(e)) = self.poll_flush(out, &mut io, &mut wcx) {
+                return Err(e);
             }
         }
         Ok(out.queued)
@@ -554,26 +545,15 @@ impl Shared {
                     Pin::new(&mut *io).poll_write_vectored(&mut wcx, &slices[..n])
                 }
             };
-            match polled {
-                Poll::Ready(Ok(0)) => {
-                    let e = Error::new(ErrorKind::ConnectionLost, "the connection took no bytes");
-                    return Poll::Ready(Err(self.broken(&mut out, e)));
-                }
-                Poll::Ready(Ok(n)) => {
+            match self.took(&mut out, polled) {
+                Ok(Some(n)) => {
                     out.advance(n);
                     out.unflushed = true;
                 }
-                Poll::Ready(Err(e)) => {
-                    let e = Error::with_source(ErrorKind::ConnectionLost, "write failed", e);
-                    return Poll::Ready(Err(self.broken(&mut out, e)));
-                }
-                Poll::Pending => {
-                    if out.written >= target {
-                        // Ours are out; later bytes belong to writers that wait themselves.
-                        break;
-                    }
-                    return Poll::Pending;
-                }
+                Err(e) => return Poll::Ready(Err(e)),
+                // Ours are out; later bytes belong to writers that wait themselves.
+                Ok(None) if out.written >= target => break,
+                Ok(None) => return Poll::Pending,
             }
         }
         if out.is_drained() {
@@ -581,17 +561,50 @@ impl Shared {
             out.clear();
         }
         if out.unflushed {
-            match Pin::new(&mut *io).poll_flush(&mut wcx) {
-                Poll::Ready(Ok(())) => out.unflushed = false,
-                Poll::Ready(Err(e)) => {
-                    let e = Error::with_source(ErrorKind::ConnectionLost, "flush failed", e);
-                    return Poll::Ready(Err(self.broken(&mut out, e)));
-                }
-                Poll::Pending => return Poll::Pending,
-            }
+            ready!(self.poll_flush(&mut out, &mut io, &mut wcx))?;
         }
         out.forget_deferred();
         Poll::Ready(Ok(()))
+    }
+
+    /// One write to the socket as the queue sees it: the bytes taken (never 0), or `None` when
+    /// the socket would block. A failed write, or one that took nothing, breaks the stream.
+    fn took(
+        &self,
+        out: &mut Output,
+        polled: Poll<std::io::Result<usize>>,
+    ) -> Result<Option<usize>> {
+        match polled {
+            Poll::Ready(Ok(0)) => {
+                let e = Error::new(ErrorKind::ConnectionLost, "the connection took no bytes");
+                Err(self.broken(out, e))
+            }
+            Poll::Ready(Ok(n)) => Ok(Some(n)),
+            Poll::Ready(Err(e)) => {
+                let e = Error::with_source(ErrorKind::ConnectionLost, "write failed", e);
+                Err(self.broken(out, e))
+            }
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Flushes what was written (a TLS stream's buffer); a failure breaks the stream.
+    fn poll_flush(
+        &self,
+        out: &mut Output,
+        io: &mut Transport,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
+        match ready!(Pin::new(io).poll_flush(cx)) {
+            Ok(()) => {
+                out.unflushed = false;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                let e = Error::with_source(ErrorKind::ConnectionLost, "flush failed", e);
+                Poll::Ready(Err(self.broken(out, e)))
+            }
+        }
     }
 
     /// Records that the stream failed for writing; wakes every writer.
