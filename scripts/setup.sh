@@ -41,6 +41,17 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
 else echo "present: $(chromium --version 2>/dev/null | tail -1)"; fi
 
+GD_VERSION=0.37.1
+say "Firefox ESR (Debian package) and geckodriver $GD_VERSION (the browser tests in Firefox too)"
+if ! command -v firefox-esr >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends firefox-esr
+else echo "present: $(firefox-esr --version 2>/dev/null | tail -1)"; fi
+if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GD_VERSION" ]; then
+  # Built from crates.io (no download of a prebuilt driver); not --locked, as for wasm-bindgen-cli.
+  cargo install geckodriver --version "=$GD_VERSION" --force
+else echo "present: geckodriver $GD_VERSION"; fi
+
 say "Node.js and npm"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq

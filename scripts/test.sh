@@ -4,7 +4,7 @@
 # API (against external-types.toml), the native tests (unit, integration, interop with Python
 # websockets and Node ws, doc tests; scenarios, faults and interop on both native engines),
 # Autobahn|Testsuite in client and server mode on both engines against autobahn/expected.json
-# and autobahn/expected-tungstenite.json, the browser tests in headless Chromium, the npm package as users
+# and autobahn/expected-tungstenite.json, the browser tests in headless Chromium and Firefox, the npm package as users
 # install it, and the chat demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +65,7 @@ cargo test --no-default-features --lib --test native
 step "Autobahn|Testsuite, client and server mode, both engines, against autobahn/expected*.json"
 ./scripts/autobahn.sh
 
-step "browser tests (headless Chromium)"
+step "browser tests (headless Chromium, then headless Firefox)"
 ./scripts/test-wasm.sh
 
 step "npm package: packed tarball in Node.js, tsc on its types, in headless Chromium, bundled by Vite"
