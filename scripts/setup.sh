@@ -52,6 +52,12 @@ if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GD
   cargo install geckodriver --version "=$GD_VERSION" --force
 else echo "present: geckodriver $GD_VERSION"; fi
 
+say "WebKitGTK's WebDriver and MiniBrowser, and Xvfb (the browser tests in WebKit too)"
+if ! command -v WebKitWebDriver >/dev/null || ! command -v xvfb-run >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends webkit2gtk-driver xvfb xauth
+else echo "present: $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null)"; fi
+
 say "Node.js and npm"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq

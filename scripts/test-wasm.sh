@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/wasm) in headless Chromium, then in headless Firefox, against
-# the native echo server.
+# Runs the browser tests (tests/wasm, and the library's wasm unit and doc tests) in headless
+# Chromium, Firefox ESR and WebKitGTK (Safari's engine), against the native echo server: each
+# through wasm-bindgen-test-runner (`cargo test`) and through `wasm-pack test`.
 #
 # Needs what the set-up script installs (wasm32 target, wasm-bindgen-cli matching the crate's
-# wasm-bindgen, chromium + chromedriver, firefox-esr + geckodriver); installs nothing itself
-# and fails if a browser or driver is missing. Extra arguments go to the test runner, e.g.
-# `scripts/test-wasm.sh --test wasm -- writer`.
+# wasm-bindgen, chromium + chromedriver, firefox-esr + geckodriver, WebKitWebDriver + Xvfb);
+# installs nothing itself and fails if a browser or driver is missing. Extra arguments go to
+# the test runner, e.g. `scripts/test-wasm.sh --test wasm -- writer`. ISOSOCK_BROWSERS picks
+# engines (default "chromium firefox webkit").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,18 +23,33 @@ export ISOSOCK_ECHO_URL="$url"
 # wasm32) and the doc tests, which Rust >= 1.89 builds for the target too. Every feature,
 # so the json and protobuf scenarios run in the browser as well.
 # The runner drives the browser whose driver variable is set: CHROMEDRIVER comes from
-# .cargo/config.toml; GECKODRIVER, when set, takes precedence.
-for tool in chromedriver geckodriver firefox-esr; do
+# .cargo/config.toml; GECKODRIVER or SAFARIDRIVER, when set, takes precedence. WebKitWebDriver
+# starts MiniBrowser, which has no working headless mode (session creation hangs), so it runs
+# under Xvfb; the runner sends Safari no capabilities, so webdriver.json plays no part there.
+for tool in chromedriver geckodriver firefox-esr WebKitWebDriver xvfb-run; do
     command -v "$tool" >/dev/null || { echo "test-wasm.sh: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
-echo "test-wasm.sh: Chromium ($(chromium --version 2>/dev/null | tail -1))"
-cargo test --target wasm32-unknown-unknown --all-features "$@"
-echo "test-wasm.sh: Firefox ($(firefox-esr --version 2>/dev/null | tail -1))"
-GECKODRIVER="$(command -v geckodriver)" cargo test --target wasm32-unknown-unknown --all-features "$@"
-
-# The same browser tests the way wasm-pack users run them. `--mode no-install` uses the
-# wasm-bindgen-cli on PATH (set-up installs the matching version) instead of downloading one.
-if [ $# -eq 0 ]; then
-    wasm-pack test --headless --chrome --mode no-install . --test wasm --all-features
-    wasm-pack test --headless --firefox --mode no-install . --test wasm --all-features
-fi
+for engine in ${ISOSOCK_BROWSERS:-chromium firefox webkit}; do
+    case "$engine" in
+        chromium)
+            echo "test-wasm.sh: Chromium ($(chromium --version 2>/dev/null | tail -1))"
+            cargo test --target wasm32-unknown-unknown --all-features "$@"
+            [ $# -gt 0 ] || wasm-pack test --headless --chrome --mode no-install . --test wasm --all-features
+            ;;
+        firefox)
+            echo "test-wasm.sh: Firefox ($(firefox-esr --version 2>/dev/null | tail -1))"
+            GECKODRIVER="$(command -v geckodriver)" cargo test --target wasm32-unknown-unknown --all-features "$@"
+            [ $# -gt 0 ] || wasm-pack test --headless --firefox --mode no-install . --test wasm --all-features
+            ;;
+        webkit)
+            echo "test-wasm.sh: WebKitGTK $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null) (MiniBrowser under Xvfb)"
+            SAFARIDRIVER="$(command -v WebKitWebDriver)" xvfb-run -a \
+                cargo test --target wasm32-unknown-unknown --all-features "$@"
+            [ $# -gt 0 ] || xvfb-run -a wasm-pack test --headless --safari \
+                --safaridriver "$(command -v WebKitWebDriver)" --mode no-install . --test wasm --all-features
+            ;;
+        *) echo "test-wasm.sh: unknown engine '$engine' (chromium, firefox, webkit)" >&2; exit 1 ;;
+    esac
+done
+# `wasm-pack test --mode no-install` (above) uses the wasm-bindgen-cli on PATH (set-up
+# installs the matching version) instead of downloading one.

@@ -148,7 +148,16 @@ impl DialOptions {
     ///   first waits until the queue is at or below the mark.
     /// - In the browser the mark bounds the socket's `bufferedAmount`: a message is handed to
     ///   `WebSocket.send` only while `bufferedAmount` is at or below it. The browser has no
-    ///   "drain" event, so a waiting write re-checks `bufferedAmount` every 5 ms.
+    ///   "drain" event, so a waiting write re-checks `bufferedAmount` every 5 ms. Chromium and
+    ///   Firefox count every byte not yet written to the socket, so a producer is held to the
+    ///   network's pace (with a peer that reads nothing, writes stop after a few MiB).
+    ///   **WebKit (Safari) counts only the bytes its page process has not yet passed to its
+    ///   network process, which buffers without bound**: sending 64 MiB to a peer that read
+    ///   nothing, WebKitGTK 2.50's `bufferedAmount` was back at 0 after 1.4 s. There the mark
+    ///   bounds the page's memory and holds a producer to the pace of that hand-off (about
+    ///   45 MiB/s here), not to the network's, and no signal the page can see tells more. An
+    ///   application that must not outrun a slow peer in Safari needs acknowledgements of its
+    ///   own (the peer answering every N messages, for example).
     /// - On the tungstenite engine the mark does not apply: a write first flushes what a
     ///   cancelled write left in tungstenite's buffer, so at most one message waits there
     ///   (as with a mark of `0`).

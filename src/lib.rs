@@ -133,13 +133,20 @@
 //!   isosock's queue only once that queue is empty, and a message left there by a cancelled
 //!   write is sent by the connection's driver, whole and in order, as soon as the buffer
 //!   allows. A write cancelled before its message was queued sends nothing, on both.
+//!   **WebKit** (Safari) leaves out of `bufferedAmount` what its network process holds, and
+//!   that process takes any amount: there the mark bounds the page's memory but not the
+//!   browser's, and a producer is held only to the pace at which WebKit moves bytes between
+//!   its processes (see [`DialOptions::write_high_water_mark`] for the measurement).
 //! - **Handshake failures**: natively a refused upgrade is [`ErrorKind::Handshake`] with the
 //!   HTTP status and body; the browser reveals nothing (its `error` event carries no detail),
 //!   so every failure before open is [`ErrorKind::Connect`], with the close code that
-//!   followed (1006) in the message.
-//! - **Subprotocols the server does not pick**: natively (and in Firefox) a dial that offered
-//!   subprotocols succeeds with [`Conn::subprotocol`] `None` when the server selects none;
-//!   Chromium fails such a handshake, so the dial fails with [`ErrorKind::Connect`].
+//!   followed (1006 in Chromium and Firefox) in the message. WebKit fires no `close` event
+//!   after a failed handshake (the socket stays CONNECTING), so there the dial fails 500 ms
+//!   after the `error` event and its message says that no close event, and so no code, came.
+//! - **Subprotocols the server does not pick**: natively, in Firefox and in WebKit a dial
+//!   that offered subprotocols succeeds with [`Conn::subprotocol`] `None` when the server
+//!   selects none; Chromium fails such a handshake, so the dial fails with
+//!   [`ErrorKind::Connect`].
 //! - **Handshake response**: natively status and headers; in the browser only the
 //!   negotiated subprotocol and extensions.
 //! - **Close codes**: the browser lets scripts send only 1000 and 3000–4999; the browser
@@ -177,6 +184,13 @@
 //!   streaming writer, when invalid UTF-8 fails, raising the read limit, cancelled writes, the
 //!   answer to an unsendable close code, and what counts as a sign of life. `Engine` and the
 //!   `engine` options are not compiled for wasm (the browser is its own engine).
+//! - **Browser engines**: the browser tests run in Chromium, Firefox and WebKit (WebKitGTK,
+//!   Safari's engine). Close codes, reasons and the clean flag (a peer's close, a dropped
+//!   connection as 1006, this side's close), event order and permessage-deflate (every engine
+//!   offers it and compresses when the server agrees) are the same in all three; the engine
+//!   differences are the three above: a subprotocol the server did not pick (Chromium
+//!   refuses), the close event after a failed handshake (WebKit fires none) and what
+//!   `bufferedAmount` counts (WebKit leaves its network process out).
 //! - **Cargo features** `webpki-roots`, `native-roots`, `hyper` and `tungstenite` only affect
 //!   native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]

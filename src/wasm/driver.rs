@@ -28,9 +28,10 @@ pub(super) type Opened = (Option<String>, String);
 pub(super) const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// How long a dial waits for the `close` event that should follow an `error` event before
-/// the socket opened. Browsers fire both at once; Node.js 20's WebSocket (undici) fires only
-/// `error` for a refused connection and leaves the socket CONNECTING forever, so without this
-/// bound such a dial would hang until its timeout.
+/// the socket opened. Chromium and Firefox fire both at once; WebKitGTK (2.50) and Node.js
+/// 20's WebSocket (undici) fire only `error` for a refused connection and leave the socket
+/// CONNECTING (WebKit still had fired no `close` 30 s later), so without this bound such a
+/// dial would hang until its timeout.
 const ERROR_GRACE: Duration = Duration::from_millis(500);
 
 thread_local! {
@@ -184,8 +185,9 @@ async fn run(
                     ErrorKind::Connect,
                     format!(
                         "could not open a WebSocket to {} (an error event, and no close event \
-                         within {ERROR_GRACE:?}; JavaScript runtimes do not tell scripts why: \
-                         unreachable, refused, TLS or a refused upgrade)",
+                         within {ERROR_GRACE:?}, so no close code: WebKit and Node.js 20 give \
+                         none; JavaScript runtimes do not tell scripts why: unreachable, \
+                         refused, TLS or a refused upgrade)",
                         dial.shown
                     ),
                 )));

@@ -45,7 +45,9 @@
 //!   memory held for outgoing messages is at most the browser's buffer (`bufferedAmount`: the
 //!   high-water mark plus one message, since nothing is handed to the browser above the mark)
 //!   plus that one write's message (or batch) in the driver. A timeout loop around `write`
-//!   against a stalled peer therefore cannot grow memory.
+//!   against a stalled peer therefore cannot grow memory. (In WebKit that holds for the page
+//!   only: its `bufferedAmount` does not count what its network process holds, and that
+//!   process takes any amount; `tests/wasm` pins this per engine.)
 //! - **Cancelled writes**: a write whose future is dropped after its message was handed over
 //!   (to the browser, or queued in the driver) still sends it, whole and in order, ahead of
 //!   any later write. A write dropped before that (waiting for the write lock, or for an

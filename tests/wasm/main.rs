@@ -22,7 +22,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 /// in the browser: Chromium offers permessage-deflate on every connection and the echo server
 /// accepts it (context takeover, every message compressed), so every shared scenario below runs
 /// compressed in both directions, like tests/native's `deflate_context` module;
-/// `chromium_negotiates_permessage_deflate` checks that the agreement happens.
+/// `every_engine_negotiates_permessage_deflate` checks that the agreement happens.
 fn dial_options() -> DialOptions {
     DialOptions::new()
 }
@@ -158,20 +158,20 @@ fn browser() -> Browser {
 
 /// When the server picks none of the offered subprotocols, Chromium fails the handshake
 /// ("Sent non-empty 'Sec-WebSocket-Protocol' header but no response was received"), while
-/// Firefox (like isosock natively, `no_common_subprotocol_is_accepted` in tests/native) opens
-/// the connection without a subprotocol. isosock cannot change what the browser does, so this
+/// Firefox and WebKit (like isosock natively, `no_common_subprotocol_is_accepted` in
+/// tests/native) open the connection without a subprotocol. isosock cannot change what the browser does, so this
 /// pins each engine's behaviour and what users get from it (the Platform differences list in
 /// the crate docs says the same).
 #[wasm_bindgen_test]
-async fn a_subprotocol_nobody_picked_fails_in_chromium_and_opens_in_firefox() {
+async fn a_subprotocol_nobody_picked_fails_in_chromium_and_opens_elsewhere() {
     let dialled = dial(echo_url(), &DialOptions::new().subprotocols(["nope.v9"])).await;
     match browser() {
         Browser::Chromium => {
             let err = dialled.expect_err("Chromium refuses the handshake");
             assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
         }
-        Browser::Firefox => {
-            let (conn, _) = dialled.expect("Firefox opens the connection");
+        Browser::Firefox | Browser::WebKit => {
+            let (conn, _) = dialled.expect("Firefox and WebKit open the connection");
             assert_eq!(conn.subprotocol(), None);
             conn.write("still works").await.expect("write");
             assert_eq!(
@@ -179,23 +179,26 @@ async fn a_subprotocol_nobody_picked_fails_in_chromium_and_opens_in_firefox() {
                 Message::from("still works")
             );
         }
-        Browser::WebKit => panic!("WebKit's behaviour here is not pinned yet"),
     }
 }
 
-/// Chromium offers permessage-deflate on every connection by itself, and the echo server
+/// Every engine (Chromium, Firefox, WebKit) offers permessage-deflate on every connection by
+/// itself, and the echo server
 /// accepts it (context takeover, every message compressed): `Conn::extensions` and
 /// `Response::extensions` show the agreement as `WebSocket.extensions` reports it, the server's
 /// own view (`!extensions`) is the same, and large messages, compressible or not, come back
 /// intact through the compressor and decompressor on both ends.
 #[wasm_bindgen_test]
-async fn chromium_negotiates_permessage_deflate() {
+async fn every_engine_negotiates_permessage_deflate() {
     const SIZE: usize = 512 << 10;
     let (conn, resp) = dial(echo_url(), &DialOptions::new().read_limit(2 << 20))
         .await
         .expect("dial");
     let ext = conn.extensions().to_owned();
-    log(&format!("permessage-deflate: Chromium agreed to {ext:?}"));
+    log(&format!(
+        "permessage-deflate: {:?} agreed to {ext:?}",
+        browser()
+    ));
     assert!(
         ext.starts_with("permessage-deflate"),
         "no permessage-deflate agreed: {ext:?}"
@@ -355,7 +358,10 @@ async fn close_now_never_throws() {
 /// A producer writing 64 MiB in 1 MiB messages with a 64 KiB high-water mark is held back by
 /// the network: when write k completes, the echoes of all but a bounded number of the earlier
 /// messages have come back. Without backpressure every write would complete at once (the
-/// browser's `send` never blocks) before a single echo arrived, and this fails.
+/// browser's `send` never blocks) before a single echo arrived, and this fails. In WebKit the
+/// bound is not asserted: its `bufferedAmount` leaves out what its network process holds
+/// (`a_muted_peer_holds_writes_back_except_in_webkit` pins that), so there only order and
+/// completeness are checked here.
 #[wasm_bindgen_test]
 async fn backpressure_holds_a_fast_producer() {
     const MESSAGES: usize = 64;
@@ -380,7 +386,7 @@ async fn backpressure_holds_a_fast_producer() {
             let behind = k - echoed.get();
             worst = worst.max(behind);
             assert!(
-                behind <= SLACK,
+                behind <= SLACK || browser() == Browser::WebKit,
                 "write {k} completed with only {} echoes back: writes are not held back",
                 echoed.get()
             );
@@ -399,6 +405,72 @@ async fn backpressure_holds_a_fast_producer() {
         "backpressure: at most {worst} of {MESSAGES} messages in flight when a write \
          completed (bound {SLACK}); wasm memory {memory_before} -> {memory_after} bytes"
     ));
+    conn.close(StatusCode::NORMAL_CLOSURE, "")
+        .await
+        .expect("close");
+}
+
+/// What `bufferedAmount` holds back while the peer reads nothing for 5 s. Chromium and
+/// Firefox count every byte not yet written to the socket, so with a 64 KiB mark writes stop
+/// completing after a few MiB (what the kernel and the browser's network process take) until
+/// the peer reads again. WebKit counts only what the page's process has not yet passed to its
+/// network process, which takes any amount: a probe sent 64 MiB to a muted peer and saw
+/// `bufferedAmount` back at 0 after 1.4 s. There every write completes before the first echo:
+/// the mark bounds the page's memory, not the browser's. On every engine all echoes come back,
+/// in order.
+#[wasm_bindgen_test]
+async fn a_muted_peer_holds_writes_back_except_in_webkit() {
+    const MESSAGES: u32 = 48;
+    const SIZE: usize = 1 << 20;
+    // Chromium and Firefox: the mark, one message, the loopback socket's buffers (Linux's
+    // default maxima let them grow to 10 MiB) and the browser's network process. Here 8
+    // writes completed in both before the first echo; without backpressure all 48 would.
+    const SLACK: u32 = 20;
+    let conn = open_with(
+        DialOptions::new()
+            .read_limit(2 << 20)
+            .write_high_water_mark(64 << 10),
+    )
+    .await;
+    conn.write("!mute 5000").await.expect("mute");
+    let echoed = Cell::new(0u32);
+    let mut before_first_echo = 0u32;
+    let block = noise(SIZE);
+    let writer = async {
+        for k in 0..MESSAGES {
+            let mut msg = block.clone();
+            msg[..4].copy_from_slice(&k.to_be_bytes());
+            conn.write(msg).await.expect("write");
+            if echoed.get() == 0 {
+                before_first_echo = k + 1;
+            }
+        }
+    };
+    let reader = async {
+        for k in 0..MESSAGES {
+            let msg = conn.read().await.expect("read echo");
+            let head: [u8; 4] = msg.as_bytes()[..4].try_into().expect("4 bytes");
+            assert_eq!(u32::from_be_bytes(head), k, "echo out of order");
+            echoed.set(k + 1);
+        }
+    };
+    futures_util::join!(writer, reader);
+    log(&format!(
+        "muted peer: {before_first_echo} of {MESSAGES} writes of 1 MiB completed before the \
+         first echo in {:?}",
+        browser()
+    ));
+    match browser() {
+        Browser::Chromium | Browser::Firefox => assert!(
+            before_first_echo <= SLACK,
+            "{before_first_echo} writes completed while the peer read nothing (bound {SLACK})"
+        ),
+        Browser::WebKit => assert_eq!(
+            before_first_echo, MESSAGES,
+            "WebKit held writes back: its bufferedAmount now covers the network process; \
+             update the docs of write_high_water_mark and the Platform differences list"
+        ),
+    }
     conn.close(StatusCode::NORMAL_CLOSURE, "")
         .await
         .expect("close");
@@ -454,7 +526,11 @@ async fn a_queued_write_is_not_overtaken_by_a_later_direct_one() {
 /// reads again, only the completed writes and the one cancelled write that reached the driver
 /// come back, in order (without the bound: all 40). Every byte is noise: Chromium compresses
 /// what it sends to the echo server, and 15 MiB of zeros would pass as 15 KiB, holding
-/// nothing back.
+/// nothing back. WebKit cannot be held this way (its network process takes the 15 MiB and
+/// `bufferedAmount` falls, see `a_muted_peer_holds_writes_back_except_in_webkit`), so the
+/// driver sends a kept cancelled write each time the buffer falls and takes the next: there
+/// the bound per moment holds but the count over the loop is not bounded, and only order and
+/// completeness are asserted.
 #[wasm_bindgen_test]
 async fn cancelled_writes_do_not_grow_the_outbound_queue() {
     const ATTEMPTS: u32 = 40;
@@ -507,7 +583,7 @@ async fn cancelled_writes_do_not_grow_the_outbound_queue() {
         "a completed write was lost: completed {completed:?}, echoed {echoed:?}"
     );
     assert!(
-        echoed.len() <= completed.len() + 1,
+        echoed.len() <= completed.len() + 1 || browser() == Browser::WebKit,
         "{} of {ATTEMPTS} cancelled writes were kept and sent (bound: 1): {echoed:?}",
         echoed.len() - completed.len()
     );
@@ -597,13 +673,23 @@ async fn inbound_queue_is_bounded() {
 }
 
 /// The browser's `error` event has no detail: the failure says which close code followed.
+/// Chromium and Firefox fire `close` with 1006 right after `error`; WebKitGTK fires `error`
+/// alone and leaves the socket CONNECTING (no `close` event within 30 s in a probe), so the
+/// dial gives up 500 ms after the `error` event and says that no close event came.
 #[wasm_bindgen_test]
-async fn refused_connection_reports_the_close_code() {
+async fn refused_connection_reports_the_close_code_or_its_absence() {
     let err = dial("ws://127.0.0.1:1/", &DialOptions::new())
         .await
         .expect_err("nothing listens on port 1");
     assert_eq!(err.kind(), ErrorKind::Connect, "{err:?}");
-    assert!(err.to_string().contains("1006"), "{err}");
+    assert_eq!(isosock::close_status(&err), None, "{err:?}");
+    let text = err.to_string();
+    match browser() {
+        Browser::Chromium | Browser::Firefox => {
+            assert!(text.contains("closed with code 1006"), "{text}");
+        }
+        Browser::WebKit => assert!(text.contains("no close event"), "{text}"),
+    }
 }
 
 /// A dial timeout shorter than any round trip fails with Timeout (and a socket that opens
