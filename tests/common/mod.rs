@@ -29,6 +29,7 @@ macro_rules! for_each_scenario {
                 concurrent_writers,
                 peer_close_code_reaches_reader,
                 peer_normal_closure,
+                peer_drop_is_connection_lost,
                 client_close_handshake,
                 close_while_reading,
                 close_arguments_validated,
@@ -229,6 +230,23 @@ pub async fn peer_normal_closure(url: &str) {
     let err = conn.read().await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed);
     assert_eq!(close_status(&err), Some(StatusCode::NORMAL_CLOSURE));
+}
+
+/// The server drops the TCP connection without a close frame: the reader gets
+/// `ConnectionLost` and no close status (the browser's close event says 1006, not clean), the
+/// same on every engine and in every browser.
+pub async fn peer_drop_is_connection_lost(url: &str) {
+    let conn = open(url).await;
+    conn.write("!drop").await.expect("write");
+    let err = conn
+        .read()
+        .await
+        .expect_err("the server dropped the connection");
+    assert_eq!(err.kind(), ErrorKind::ConnectionLost, "{err:?}");
+    assert_eq!(close_status(&err), None, "{err:?}");
+    assert_eq!(conn.peer_close_frame(), None);
+    let again = conn.read().await.expect_err("second read");
+    assert_eq!(again.kind(), ErrorKind::ConnectionLost, "{again:?}");
 }
 
 /// We close; the server answers; later writes are a distinct usage error.
