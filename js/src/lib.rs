@@ -39,7 +39,11 @@ export interface DialOptions {
   timeoutMs?: number;
   /** Time limit for the close handshake, in milliseconds. Default: 5000. */
   closeTimeoutMs?: number;
-  /** Bytes the socket may buffer before `write` waits (backpressure). Default: 1048576. */
+  /**
+   * Bytes the socket may buffer (`bufferedAmount`) before `write` waits (backpressure).
+   * Default: 1048576. WebKit (Safari) leaves out of `bufferedAmount` what its network
+   * process holds, so there this bounds the page's memory, not the browser's.
+   */
   writeHighWaterMark?: number;
 }
 
