@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Browser benchmark: isosock's wasm `Conn` against the JS `WebSocket` in headless Chromium.
+# Browser benchmark: isosock's wasm `Conn` against the JS `WebSocket` in one browser engine:
+# headless Chromium by default (Debian's, through playwright-core); `--browser firefox` for
+# headless Firefox ESR (geckodriver) or `--browser webkit` for WebKitGTK's MiniBrowser
+# (WebKitWebDriver, on an Xvfb display of its own), both through selenium-webdriver
+# (tests/js/browsers.mjs). Nothing downloads a browser or a driver.
 #
 # Builds bench/browser (wasm-release profile, wasm-bindgen --target web, npm binaryen's
 # wasm-opt -Oz; Debian's binaryen breaks wasm-bindgen output), starts the release build of the
@@ -7,11 +11,12 @@
 # binary messages, ping-pong and pipelined, isosock and raw JS alternating (A B A B). Prints
 # a markdown table of messages/s and MB/s medians and isosock's ratio to raw JS.
 #
-# Extra arguments go to run.mjs: --rounds N (default 7), --scale X (message counts, default
-# 1; 0.1 for a smoke run), --window W (default 16), --json FILE, --profile FILE (JS calls and
-# allocations per message, and a V8 CPU profile summary; builds with function names and the
-# counting allocator, so take the table's numbers from a run without it). Benchmarks measure:
-# nothing here asserts a timing. Needs what scripts/setup.sh installs; installs nothing itself.
+# Extra arguments go to run.mjs: --browser chromium|firefox|webkit (default chromium), --rounds
+# N (default 7), --scale X (message counts, default 1; 0.1 for a smoke run), --window W
+# (default 16), --json FILE, --profile FILE (Chromium only: JS calls and allocations per
+# message, and a V8 CPU profile summary; builds with function names and the counting allocator,
+# so take the table's numbers from a run without it). Benchmarks measure: nothing here asserts
+# a timing. Needs what scripts/setup.sh installs; installs nothing itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +26,9 @@ CRATE=isosock_bench_browser
 
 die() { echo "bench-browser.sh: $*" >&2; exit 1; }
 [ -x "$WASM_OPT" ] || die "$WASM_OPT is missing; run scripts/setup.sh"
-[ -d tests/js/node_modules/playwright-core ] || die "playwright-core is missing; run scripts/setup.sh"
+for pkg in playwright-core selenium-webdriver; do
+  [ -d "tests/js/node_modules/$pkg" ] || die "$pkg is missing; run scripts/setup.sh"
+done
 want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' bench/browser/Cargo.toml | head -1)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
 [ "$want" = "$have" ] || die "wasm-bindgen CLI is '${have:-missing}', the crate pins $want; run scripts/setup.sh"

@@ -96,13 +96,8 @@ npm_deps() {
 say "Node ws (interop peer) in tests/interop"
 npm_deps tests/interop
 
-say "npm packages of the JS package tests in tests/js (binaryen's wasm-opt, typescript, playwright-core, vite)"
+say "npm packages of the JS package tests in tests/js, which tests/e2e and bench/browser use too (binaryen's wasm-opt, typescript, playwright-core, selenium-webdriver 4.46.0, vite)"
 npm_deps tests/js
-
-if [ -f tests/e2e/package-lock.json ]; then
-  say "npm packages of the chat demo's browser test in tests/e2e (playwright-core)"
-  npm_deps tests/e2e
-fi
 
 # The suite's own script installs it (Python >= 3.12 venv from ../shared/autobahn).
 ./scripts/autobahn.sh --install-only

@@ -2,11 +2,15 @@
 # Tests the npm package as users get it: builds and packs it (scripts/build-js.sh), starts the
 # native echo server, then runs tests/js with Node's test runner: the tarball installed into an
 # empty project and used from Node.js, its TypeScript declarations checked by tsc, and the same
-# package loaded by a page in headless Chromium (playwright-core, Debian's chromium), directly
-# through an import map and bundled by Vite.
+# package loaded by a page, directly through an import map and bundled by Vite (built once), in
+# three browser engines (tests/js/browsers.mjs): headless Chromium (Debian's chromium, through
+# playwright-core), headless Firefox ESR (through geckodriver) and WebKitGTK's MiniBrowser
+# (through WebKitWebDriver, on an Xvfb display the tests start), the last two driven by
+# selenium-webdriver. Each browser test runs once per engine, the engine in its name;
+# ISOSOCK_BROWSERS=chromium,firefox,webkit (the default) picks fewer.
 #
-# Needs what scripts/setup.sh installs; installs nothing itself. Extra arguments go to
-# `node --test` (e.g. a test file).
+# Needs what scripts/setup.sh installs; installs nothing itself (nothing downloads a browser or
+# a driver). Extra arguments go to `node --test` (e.g. a test file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,8 +4,9 @@
 # API (against external-types.toml), the native tests (unit, integration, interop with Python
 # websockets and Node ws, doc tests; scenarios, faults and interop on both native engines),
 # Autobahn|Testsuite in client and server mode on both engines against autobahn/expected.json
-# and autobahn/expected-tungstenite.json, the browser tests in headless Chromium and Firefox, the npm package as users
-# install it, and the chat demo end to end.
+# and autobahn/expected-tungstenite.json, the browser tests in Chromium, Firefox ESR and WebKitGTK, the npm
+# package as users install it (Node.js and the three browsers), and the chat demo and the
+# framework examples end to end in the three browsers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,16 +66,16 @@ cargo test --no-default-features --lib --test native
 step "Autobahn|Testsuite, client and server mode, both engines, against autobahn/expected*.json"
 ./scripts/autobahn.sh
 
-step "browser tests (headless Chromium, then headless Firefox)"
+step "browser tests (headless Chromium, Firefox ESR, then WebKitGTK under Xvfb)"
 ./scripts/test-wasm.sh
 
-step "npm package: packed tarball in Node.js, tsc on its types, in headless Chromium, bundled by Vite"
+step "npm package: packed tarball in Node.js, tsc on its types, in Chromium, Firefox and WebKitGTK, bundled by Vite"
 ./scripts/test-js.sh
 
-step "chat demo end to end: two pages in headless Chromium, server killed and restarted"
+step "chat demo end to end: two pages in Chromium, Firefox and WebKitGTK, server killed and restarted"
 ./scripts/test-e2e.sh
 
-step "chat examples: protocol and CLI unit tests, Leptos page + native CLI chat, Yew page"
+step "chat examples: protocol and CLI unit tests, Leptos page + native CLI chat, Yew page (three browsers)"
 cargo test --quiet -p isosock-chat-protocol -p isosock-chat-cli
 ./scripts/test-examples.sh
 

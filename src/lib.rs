@@ -148,7 +148,10 @@
 //!   selects none; Chromium fails such a handshake, so the dial fails with
 //!   [`ErrorKind::Connect`].
 //! - **Handshake response**: natively status and headers; in the browser only the
-//!   negotiated subprotocol and extensions.
+//!   negotiated subprotocol and extensions. [`Conn::extensions`] in the browser is
+//!   `WebSocket.extensions`: Chromium and WebKit give the server's whole answer
+//!   (`permessage-deflate; server_no_context_takeover; client_no_context_takeover`), Firefox
+//!   only the extension's name (`permessage-deflate`), without its parameters.
 //! - **Close codes**: the browser lets scripts send only 1000 and 3000–4999; the browser
 //!   backend sends the other sendable codes (1001–1003, 1007–1014) as 1000 with the same
 //!   reason, for [`Conn::close`] and for the closes isosock starts itself (read limit:
@@ -188,9 +191,10 @@
 //!   Safari's engine). Close codes, reasons and the clean flag (a peer's close, a dropped
 //!   connection as 1006, this side's close), event order and permessage-deflate (every engine
 //!   offers it and compresses when the server agrees) are the same in all three; the engine
-//!   differences are the three above: a subprotocol the server did not pick (Chromium
-//!   refuses), the close event after a failed handshake (WebKit fires none) and what
-//!   `bufferedAmount` counts (WebKit leaves its network process out).
+//!   differences are the four above: a subprotocol the server did not pick (Chromium
+//!   refuses), the close event after a failed handshake (WebKit fires none), what
+//!   `bufferedAmount` counts (WebKit leaves its network process out) and the parameters in
+//!   [`Conn::extensions`] (Firefox leaves them out).
 //! - **Cargo features** `webpki-roots`, `native-roots`, `hyper` and `tungstenite` only affect
 //!   native builds.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,30 +1,37 @@
 // Drives the browser benchmark: serves the built page (index.html, bench.js and the
-// wasm-bindgen output in pkg/) from 127.0.0.1, opens it in Debian's headless Chromium through
-// playwright-core (tests/js's copy and its launch flags), runs window.runBenchmark against the
-// echo server and prints the markdown table. scripts/bench-browser.sh builds everything and
-// starts the echo server; run it instead of this file.
+// wasm-bindgen output in pkg/) from 127.0.0.1, opens it in one browser engine through
+// tests/js/browsers.mjs (headless Chromium through playwright-core by default; Firefox ESR or
+// WebKitGTK through their WebDriver servers and selenium-webdriver), runs window.runBenchmark
+// against the echo server and prints the markdown table. scripts/bench-browser.sh builds
+// everything and starts the echo server; run it instead of this file.
 //
 // Usage: node bench/browser/run.mjs --url ws://127.0.0.1:PORT [--dir DIR] [--rounds N]
-//        [--scale X] [--window W] [--mode network|loopback|both] [--json FILE] [--profile FILE]
+//        [--scale X] [--window W] [--mode network|loopback|both] [--browser ENGINE]
+//        [--json FILE] [--profile FILE]
 //
 // --mode: `network` runs the loops against the echo server; `loopback` against an in-page echo
 // (LoopbackWebSocket in bench.js): no network, so what remains is each client's own
 // main-thread cost, where isosock's overhead is easier to see; `both` (the default) prints
 // both tables.
 //
-// --profile FILE writes a report on where isosock's time goes: per case, the calls from wasm
-// into JS (each wasm-bindgen import, counted by wrapping the imports in a second page) and the
-// heap allocations (the `count-allocs` feature) per message, and the hottest functions (self
-// time) of a V8 CPU profile (Chrome DevTools Protocol) of one more isosock and one raw-JS run.
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+// --browser: chromium (the default), firefox or webkit. The page runs the benchmark on its own;
+// this script only polls it about once a second for its progress lines and its result.
+//
+// --profile FILE (Chromium only) writes a report on where isosock's time goes: per case, the
+// calls from wasm into JS (each wasm-bindgen import, counted by wrapping the imports in a second
+// page) and the heap allocations (the `count-allocs` feature) per message, and the hottest
+// functions (self time) of a V8 CPU profile (Chrome DevTools Protocol) of one more isosock and
+// one raw-JS run.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
-// The static server and Chromium launch (flags for root in a closed network) of the npm tests.
-const { launchChromium, serveDirectory } = await import(join(ROOT, "tests", "js", "helpers.mjs"));
+// The browsers and the static server of the npm tests.
+const { ALL_ENGINES, PAGE_ERROR_COLLECTOR, openPage } = await import(join(ROOT, "tests", "js", "browsers.mjs"));
+const { serveDirectory } = await import(join(ROOT, "tests", "js", "helpers.mjs"));
 
 const { values: opts } = parseArgs({
   options: {
@@ -36,10 +43,19 @@ const { values: opts } = parseArgs({
     json: { type: "string" },
     profile: { type: "string" },
     mode: { type: "string", default: "both" },
+    browser: { type: "string", default: "chromium" },
   },
 });
 if (!["network", "loopback", "both"].includes(opts.mode)) {
   console.error(`run.mjs: --mode is network, loopback or both, not ${opts.mode}`);
+  process.exit(2);
+}
+if (!ALL_ENGINES.includes(opts.browser)) {
+  console.error(`run.mjs: --browser is ${ALL_ENGINES.join(", ")}, not ${opts.browser}`);
+  process.exit(2);
+}
+if (opts.profile && opts.browser !== "chromium") {
+  console.error("run.mjs: --profile needs --browser chromium (it uses the Chrome DevTools Protocol)");
   process.exit(2);
 }
 if (!opts.url) {
@@ -47,22 +63,23 @@ if (!opts.url) {
   process.exit(2);
 }
 
-// The page and its script sit next to the wasm-bindgen output (DIR/pkg/).
+// The page and its script sit next to the wasm-bindgen output (DIR/pkg/); the page's copy
+// collects its own errors first (WebKitGTK's driver reports none).
 mkdirSync(opts.dir, { recursive: true });
-for (const f of ["index.html", "bench.js"]) copyFileSync(join(HERE, f), join(opts.dir, f));
+copyFileSync(join(HERE, "bench.js"), join(opts.dir, "bench.js"));
+writeFileSync(
+  join(opts.dir, "index.html"),
+  readFileSync(join(HERE, "index.html"), "utf8").replace("<head>", `<head>\n<script>${PAGE_ERROR_COLLECTOR}</script>`),
+);
+
+/** The longest a whole benchmark run in the page may take. */
+const RUN_TIMEOUT_MS = 60 * 60_000;
 
 const server = await serveDirectory(opts.dir);
-const browser = await launchChromium();
+const page = await openPage(opts.browser, { scriptTimeout: 600_000 });
 try {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-    else if (m.text().startsWith("bench: ")) console.error(m.text());
-  });
   await page.goto(`http://127.0.0.1:${server.address().port}/index.html`);
-  await page.waitForSelector("body[data-ready=yes]");
+  await page.waitForFunction(() => document.body?.dataset.ready === "yes");
 
   const config = {
     url: opts.url,
@@ -70,30 +87,57 @@ try {
     scale: Number(opts.scale),
     window: Number(opts.window),
   };
-  const run = (loopback) =>
-    page.evaluate(
-      (c) => window.runBenchmark({ ...c, log: (s) => console.log(`bench: ${c.tag}${s}`) }),
-      { ...config, loopback, tag: loopback ? "loopback " : "" },
-    );
+  const run = (loopback) => runInPage(page, { ...config, loopback, tag: loopback ? "loopback " : "" });
   const net = opts.mode === "loopback" ? null : await run(false);
   const loop = opts.mode === "network" ? null : await run(true);
   if (opts.profile) {
     const cases = (net ?? loop).cases;
-    const counts = await countCalls(browser, server, config, cases);
-    writeFileSync(opts.profile, counts + "\n" + (await profile(page, config, cases)));
+    const counts = await countCalls(server, config, cases);
+    writeFileSync(opts.profile, counts + "\n" + (await profile(page.playwright, config, cases)));
   }
+  const problems = await page.errors();
   if (problems.length) throw new Error(problems.join("\n"));
 
-  const version = await browser.version();
-  console.log(`Chromium ${version} (headless), ${opts.url}\n`);
+  const how = opts.browser === "webkit" ? "on Xvfb" : "headless";
+  console.log(`${page.version} (${how}), ${opts.url}\n`);
   console.log([net?.markdown, loop?.markdown].filter(Boolean).join("\n\n"));
   if (opts.json) {
-    const all = { chromium: version, config, network: net, loopback: loop };
+    const all = { engine: opts.browser, browser: page.version, config, network: net, loopback: loop };
+    if (opts.browser === "chromium") all.chromium = page.version.replace(/^Chromium /, "");
     writeFileSync(opts.json, JSON.stringify(all, null, 2));
   }
 } finally {
-  await browser.close();
+  await page.close();
   await new Promise((resolve) => server.close(resolve));
+}
+
+/**
+ * Runs window.runBenchmark(config) in the page without holding the driver (a WebDriver session
+ * runs one command at a time): starts it, then about once a second prints its new progress
+ * lines ("bench: ...") to stderr, until it settles.
+ */
+async function runInPage(page, config) {
+  await page.evaluate((c) => {
+    const state = (window.__bench = { logs: [], done: false });
+    window
+      .runBenchmark({ ...c, log: (s) => state.logs.push(`bench: ${c.tag}${s}`) })
+      .then(
+        (result) => Object.assign(state, { done: true, result }),
+        (e) => Object.assign(state, { done: true, error: String(e?.stack ?? e) }),
+      );
+  }, config);
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const state = await page.evaluate(() => {
+      const b = window.__bench;
+      return { logs: b.logs.splice(0), done: b.done, result: b.done ? b.result : null, error: b.error ?? null };
+    });
+    for (const line of state.logs) console.error(line);
+    if (state.error) throw new Error(`the benchmark failed in the page: ${state.error}`);
+    if (state.done) return state.result;
+    if (Date.now() > deadline) throw new Error(`the benchmark did not finish within ${RUN_TIMEOUT_MS / 60_000} min`);
+  }
 }
 
 /** Wraps every wasm import in a call counter (`window.__importCalls`); runs before the page. */
@@ -125,8 +169,9 @@ function countImports() {
  * messages in a page whose imports are wrapped, their difference divided by n (so the dial
  * and close drop out). Returns a markdown report.
  */
-async function countCalls(browser, server, config, cases) {
-  const page = await browser.newPage();
+async function countCalls(server, config, cases) {
+  const counting = await openPage("chromium");
+  const page = counting.playwright;
   await page.addInitScript(countImports);
   await page.goto(`http://127.0.0.1:${server.address().port}/index.html`);
   await page.waitForSelector("body[data-ready=yes]");
@@ -169,7 +214,7 @@ async function countCalls(browser, server, config, cases) {
     const f = (x) => (Number.isNaN(x) ? "n/a" : x.toFixed(1));
     out.push(`| ${c.size} | ${c.mode} | ${total.toFixed(1)} | ${f(r.allocs)} | ${f(r.bytes)} | ${by} |`);
   }
-  await page.close();
+  await counting.close();
   return out.join("\n") + "\n";
 }
 

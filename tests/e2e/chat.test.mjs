@@ -1,20 +1,22 @@
-// The chat demo end to end: two headless Chromium pages running the wasm client chat through
-// examples/chat_server.rs over permessage-deflate, and both reconnect when the server is killed
-// and started again.
+// The chat demo end to end, in each browser engine of tests/js/browsers.mjs (headless Chromium
+// through playwright-core; Firefox ESR and WebKitGTK through their WebDriver servers and
+// selenium-webdriver; ISOSOCK_BROWSERS picks them): two pages running the wasm client chat
+// through examples/chat_server.rs over permessage-deflate, and both reconnect when the server is
+// killed and started again.
 //
 // Builds nothing: scripts/test-e2e.sh builds www/pkg and target/debug/examples/chat_server
-// first. Loopback only; every wait is bounded; the server and the browser are killed at the
-// end, pass or fail. Screenshots go to tests/artifacts/.
+// first. Loopback only; every wait is bounded; the server and the browsers are killed at the
+// end, pass or fail. Screenshots go to tests/artifacts/ (chat-<engine>-a.png, ...).
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+
+import { ENGINE_NAMES, engines, openPage } from "../js/browsers.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
@@ -22,39 +24,33 @@ const serverBin = path.join(targetDir, "debug", "examples", "chat_server");
 const www = path.join(root, "www");
 const wasm = path.join(www, "pkg", "isosock_chat_client_bg.wasm");
 const artifacts = path.join(root, "tests", "artifacts");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** Longest wait for any one thing (server start, a page state, a message). */
 const WAIT_MS = 20_000;
-/** The whole test. */
+/** The whole test, per engine. */
 const TEST_TIMEOUT_MS = 150_000;
 
-// Chromium as root on a machine without network: no sandbox, GPU, QUIC or background traffic.
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-proxy-server",
-];
-
-// The one console error a page may log: Chromium's own line for a reconnect attempt that found
-// no server (expected while the test has the server down). Anything else fails the test.
-const EXPECTED_CONSOLE_ERROR = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/;
+/**
+ * What a browser itself may log while the test has the server down (its own report of a
+ * reconnect attempt that found no server, or of the connection the kill cut), per engine.
+ * Anything else fails the test. WebKitGTK's own log does not reach the page's error collector.
+ */
+const EXPECTED_ERRORS = {
+  chromium: [/^console error: WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/],
+  firefox: [
+    /^page error: Firefox can.t establish a connection to the server at ws:\/\/127\.0\.0\.1:\d+\/ws\.$/,
+    /^page error: The connection to ws:\/\/127\.0\.0\.1:\d+\/ws was interrupted while the page was loading\.$/,
+  ],
+  webkit: [],
+};
 
 /** Everything to stop at the end, whatever happens. */
-const resources = { servers: new Set(), context: null, userDataDir: null };
+const resources = { servers: new Set(), pages: new Set() };
 
 async function cleanup() {
   for (const server of resources.servers) await server.kill();
-  const { context, userDataDir } = resources;
-  resources.context = null;
-  resources.userDataDir = null;
-  if (context) await withTimeout(context.close(), 10_000, "closing Chromium").catch(() => {});
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+  for (const page of resources.pages) await page.close();
+  resources.pages.clear();
 }
 after(cleanup);
 // Last resort if the runner exits early: a synchronous kill of the servers.
@@ -130,46 +126,52 @@ function startServerOnce(port, deadline) {
   });
 }
 
-/** Fails the test on any console error (but the expected one) or uncaught page error. */
-function watchPage(page, name, problems) {
-  page.on("console", (msg) => {
-    if (msg.type() === "error" && !EXPECTED_CONSOLE_ERROR.test(msg.text())) {
-      problems.push(`${name}: console error: ${msg.text()}`);
-    }
-  });
-  page.on("pageerror", (err) => problems.push(`${name}: page error: ${err.message}`));
-  page.on("crash", () => problems.push(`${name}: the page crashed`));
+/** The page's errors that are not the engine's expected ones. */
+async function unexpectedErrors(page, name) {
+  const expected = EXPECTED_ERRORS[page.engine];
+  return (await page.errors()).filter((e) => !expected.some((re) => re.test(e))).map((e) => `${name}: ${e}`);
 }
 
 function statusIs(page, state) {
-  return page.locator(`#status[data-state="${state}"]`).waitFor({ timeout: WAIT_MS });
+  return page.waitForFunction((s) => document.getElementById("status")?.dataset.state === s, state);
 }
 
 function statusIsNot(page, state) {
-  return page.waitForFunction(
-    (s) => document.getElementById("status")?.dataset.state !== s,
-    state,
-    { timeout: WAIT_MS },
-  );
+  return page.waitForFunction((s) => document.getElementById("status")?.dataset.state !== s, state);
 }
 
 function onlineIs(page, n) {
-  return page.locator(`#online[data-count="${n}"]`).waitFor({ timeout: WAIT_MS });
+  return page.waitForFunction((n) => document.getElementById("online")?.dataset.count === String(n), n);
+}
+
+/** Waits for a `#messages li.notice` that contains `text`. */
+function notice(page, text) {
+  return page.waitForFunction(
+    (t) => [...document.querySelectorAll("#messages li.notice")].some((li) => li.textContent.includes(t)),
+    text,
+  );
 }
 
 /**
  * What the chat server agrees to with a browser: permessage-deflate without context takeover
- * (its choice for a browser-facing server), which Chromium offers by itself.
+ * (its choice for a browser-facing server), which every engine here offers by itself.
  */
 const DEFLATE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/**
+ * What the page sees of that agreement (`Conn::extensions`, the browser's
+ * `WebSocket.extensions`): Chromium and WebKitGTK show the server's response header, Firefox
+ * only the extension's name, without its parameters.
+ */
+const DEFLATE_SHOWN = { chromium: DEFLATE, firefox: "permessage-deflate", webkit: DEFLATE };
 
 /**
  * Checks that `page` and the server agreed to DEFLATE for `nick`: as the page's client saw it
  * (`data-extensions` on `#status`, from `Conn::extensions`) and as the server logged it.
  */
 async function checkCompression(page, server, nick) {
-  const shown = await page.locator("#status").getAttribute("data-extensions", { timeout: WAIT_MS });
-  assert.equal(shown, DEFLATE, `${nick}'s page`);
+  const shown = await page.waitForFunction(() => document.getElementById("status")?.dataset.extensions ?? false);
+  assert.equal(shown, DEFLATE_SHOWN[page.engine], `${nick}'s page`);
   const line = new RegExp(`^client \\d+ \\(${nick}\\) joined; extensions: (.*)$`, "m");
   const deadline = Date.now() + WAIT_MS;
   let m;
@@ -180,33 +182,49 @@ async function checkCompression(page, server, nick) {
   assert.equal(m[1], DEFLATE, `the server's agreement with ${nick}`);
 }
 
-/** The message list's entry for `text` said by `nick`. */
-function chatLine(page, nick, text) {
-  return page
-    .locator("#messages li.msg")
-    .filter({ has: page.locator(".nick", { hasText: nick }) })
-    .filter({ has: page.locator(".text", { hasText: text }) });
+/** Waits for the message list's entry for `text` said by `nick` (marked as the page's own if `mine`). */
+function chatLine(page, nick, text, { mine = false } = {}) {
+  return page.waitForFunction(
+    ({ nick, text, mine }) =>
+      [...document.querySelectorAll("#messages li.msg")].some(
+        (li) =>
+          li.querySelector(".nick")?.textContent.includes(nick) &&
+          li.querySelector(".text")?.textContent.includes(text) &&
+          (!mine || li.classList.contains("mine")),
+      ),
+    { nick, text, mine },
+  );
 }
 
 async function say(page, text) {
-  // As a person would: switch to the tab first. (Playwright's click also waits for animation
-  // frames, which a background tab gets rarely: about 2 s per click without this.)
-  await page.bringToFront();
-  await page.locator("#send:enabled").waitFor({ timeout: WAIT_MS });
+  await page.waitForFunction(() => document.getElementById("send")?.disabled === false);
   await page.fill("#text", text);
   await page.click("#send");
 }
 
-test("two pages chat through the server and reconnect after it restarts", { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  assert.ok(
-    existsSync(chromiumPath),
-    `Chromium not found at ${chromiumPath}: install it (apt-get install chromium) or set CHROMIUM`,
+async function join(page, url, nick) {
+  await page.goto(url);
+  await statusIs(page, "idle");
+  await page.fill("#nick", nick);
+  await page.click("#join-button");
+}
+
+for (const engine of engines()) {
+  const NAME = ENGINE_NAMES[engine];
+  test(
+    `two pages chat through the server and reconnect after it restarts (${NAME})`,
+    { timeout: TEST_TIMEOUT_MS },
+    (t) => chat(t, engine),
   );
+}
+
+async function chat(t, engine) {
   assert.ok(existsSync(serverBin), `${serverBin} missing: run scripts/test-e2e.sh (it builds it)`);
   assert.ok(existsSync(wasm), `${wasm} missing: run scripts/build-www.sh`);
+  const shot = (name) => path.join(artifacts, `chat-${engine}-${name}.png`);
 
   // Failure screenshots of an earlier run would only mislead.
-  for (const name of ["a", "b"]) await rm(path.join(artifacts, `chat-${name}-failed.png`), { force: true });
+  for (const name of ["a", "b"]) await rm(shot(`${name}-failed`), { force: true });
 
   const started = Date.now();
   const mark = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(2)} s: ${what}`);
@@ -219,33 +237,18 @@ test("two pages chat through the server and reconnect after it restarts", { time
     const url = `http://127.0.0.1:${port}/`;
     mark(`chat server on ${url}`);
 
-    resources.userDataDir = await mkdtemp(path.join(tmpdir(), "isosock-e2e-chromium-"));
-    const context = await chromium.launchPersistentContext(resources.userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 880, height: 620 },
-      timeout: WAIT_MS,
-    });
-    resources.context = context;
-    context.setDefaultTimeout(WAIT_MS);
-    mark(`Chromium ${context.browser()?.version() ?? ""} started`);
-
-    pages.a = context.pages()[0] ?? (await context.newPage());
-    pages.b = await context.newPage();
-    watchPage(pages.a, "page A", problems);
-    watchPage(pages.b, "page B", problems);
+    // Two pages, each in a browser of its own (so neither is a throttled background tab).
+    await Promise.all(
+      ["a", "b"].map(async (name) => {
+        pages[name] = await openPage(engine, { viewport: { width: 880, height: 620 }, timeout: WAIT_MS });
+        resources.pages.add(pages[name]);
+      }),
+    );
+    mark(`${pages.a.version} started, twice`);
 
     // Join as two people.
-    for (const [page, nick] of [
-      [pages.a, "ann"],
-      [pages.b, "bob"],
-    ]) {
-      await page.goto(url, { timeout: WAIT_MS });
-      await statusIs(page, "idle");
-      await page.fill("#nick", nick);
-      await page.click("#join-button");
-    }
+    await join(pages.a, url, "ann");
+    await join(pages.b, url, "bob");
     await Promise.all([statusIs(pages.a, "open"), statusIs(pages.b, "open")]);
     await Promise.all([onlineIs(pages.a, 2), onlineIs(pages.b, 2)]);
     mark("both pages joined");
@@ -255,27 +258,32 @@ test("two pages chat through the server and reconnect after it restarts", { time
 
     // A speaks, B hears (and A sees its own line, marked as its own).
     await say(pages.a, "hello from ann");
-    await chatLine(pages.b, "ann", "hello from ann").waitFor({ timeout: WAIT_MS });
-    await chatLine(pages.a, "ann", "hello from ann").and(pages.a.locator(".mine")).waitFor({ timeout: WAIT_MS });
+    await chatLine(pages.b, "ann", "hello from ann");
+    await chatLine(pages.a, "ann", "hello from ann", { mine: true });
     mark("A -> B delivered");
 
     // The server dies without a close handshake: both pages notice and try to reconnect.
     await server.kill();
     await Promise.all([statusIsNot(pages.a, "open"), statusIsNot(pages.b, "open")]);
     for (const page of [pages.a, pages.b]) {
-      await page
-        .locator("#messages li.notice", { hasText: "Disconnected (1006 connection lost)" })
-        .waitFor({ timeout: WAIT_MS });
-      assert.equal(await page.locator("#send").isDisabled(), true, "send stays disabled while down");
+      await notice(page, "Disconnected (1006 connection lost)");
+      assert.equal(
+        await page.evaluate(() => document.getElementById("send").disabled),
+        true,
+        "send stays disabled while down",
+      );
     }
     mark("server killed; both pages show the drop");
     // Let each page fail at least one attempt against the dead port, so the restart below is
     // found by the backoff loop rather than by the first retry.
     for (const page of [pages.a, pages.b]) {
-      await page.locator("#status-detail", { hasText: "server unreachable" }).waitFor({ timeout: WAIT_MS });
+      await page.waitForFunction(() => {
+        const detail = document.getElementById("status-detail");
+        return !!detail && !detail.hidden && detail.textContent.includes("server unreachable");
+      });
     }
     await mkdir(artifacts, { recursive: true });
-    await pages.a.screenshot({ path: path.join(artifacts, "chat-a-down.png"), timeout: WAIT_MS });
+    await pages.a.screenshot(shot("a-down"));
     mark("both pages retried and failed while the server is down");
 
     // Same port again: both pages come back by themselves and say hello again.
@@ -284,37 +292,37 @@ test("two pages chat through the server and reconnect after it restarts", { time
     mark("server restarted on the same port");
     await Promise.all([statusIs(pages.a, "open"), statusIs(pages.b, "open")]);
     await Promise.all([onlineIs(pages.a, 2), onlineIs(pages.b, 2)]);
-    for (const page of [pages.a, pages.b]) {
-      await page.locator("#messages li.notice", { hasText: "Reconnected." }).waitFor({ timeout: WAIT_MS });
-    }
+    for (const page of [pages.a, pages.b]) await notice(page, "Reconnected.");
     mark("both pages reconnected");
     await checkCompression(pages.a, server, "ann");
     await checkCompression(pages.b, server, "bob");
 
     await say(pages.b, "hello again from bob");
-    await chatLine(pages.a, "bob", "hello again from bob").waitFor({ timeout: WAIT_MS });
+    await chatLine(pages.a, "bob", "hello again from bob");
     await say(pages.a, "welcome back, bob");
-    await chatLine(pages.b, "ann", "welcome back, bob").waitFor({ timeout: WAIT_MS });
+    await chatLine(pages.b, "ann", "welcome back, bob");
     mark("B -> A delivered after the restart");
 
-    await pages.a.screenshot({ path: path.join(artifacts, "chat-a.png"), timeout: WAIT_MS });
-    await pages.b.screenshot({ path: path.join(artifacts, "chat-b.png"), timeout: WAIT_MS });
+    await pages.a.screenshot(shot("a"));
+    await pages.b.screenshot(shot("b"));
     mark("screenshots in tests/artifacts/");
 
+    for (const [name, page] of Object.entries(pages)) {
+      for (const line of await page.errors()) t.diagnostic(`page ${name} logged: ${line}`);
+    }
+    problems.push(...(await unexpectedErrors(pages.a, "page A")), ...(await unexpectedErrors(pages.b, "page B")));
     assert.deepEqual(problems, [], "the pages logged errors");
   } catch (err) {
     // Keep what the pages showed when it failed.
     await mkdir(artifacts, { recursive: true }).catch(() => {});
     for (const [name, page] of Object.entries(pages)) {
-      await page
-        .screenshot({ path: path.join(artifacts, `chat-${name}-failed.png`), timeout: 5_000 })
-        .catch(() => {});
+      await page.screenshot(shot(`${name}-failed`)).catch(() => {});
+      for (const line of await page.errors().catch(() => [])) t.diagnostic(`page ${name}: ${line}`);
     }
     const outputs = [...resources.servers].map((s) => s.output()).join("\n");
-    for (const line of problems) t.diagnostic(`page error: ${line}`);
     for (const line of outputs.split("\n").filter(Boolean)) t.diagnostic(`server: ${line}`);
     throw err;
   } finally {
     await cleanup();
   }
-});
+}

@@ -1,21 +1,24 @@
-// The chat demo's framework frontends end to end: the Leptos page in headless Chromium and the
-// native chat-cli chat with each other through examples/chat_server.rs; the Yew page loads,
-// connects and hears its own message; both pages reconnect after the server restarts.
+// The chat demo's framework frontends end to end, in each browser engine of
+// tests/js/browsers.mjs (headless Chromium through playwright-core; Firefox ESR and WebKitGTK
+// through their WebDriver servers and selenium-webdriver; ISOSOCK_BROWSERS picks them): the
+// Leptos page and the native chat-cli chat with each other through examples/chat_server.rs; the
+// Yew page loads, connects and hears its own message; both pages reconnect after the server
+// restarts.
 //
 // Builds nothing: scripts/test-examples.sh builds target/examples-web/{leptos,yew},
 // target/debug/examples/chat_server and target/debug/chat-cli first; missing builds fail it.
-// Loopback only; every wait is bounded; servers, CLI clients and Chromium are killed at the end,
-// pass or fail. Screenshots go to tests/artifacts/.
+// Loopback only; every wait is bounded; servers, CLI clients and browsers are killed at the end,
+// pass or fail. Screenshots go to tests/artifacts/ (frameworks-<page>-<engine>.png).
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+
+import { ENGINE_NAMES, engines, openPage } from "../js/browsers.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
@@ -24,24 +27,11 @@ const cliBin = path.join(targetDir, "debug", "chat-cli");
 const webDir = (name) => path.join(targetDir, "examples-web", name);
 const wasmOf = (name) => path.join(webDir(name), "pkg", `${name}_chat_bg.wasm`);
 const artifacts = path.join(root, "tests", "artifacts");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** Longest wait for any one thing (a process start, a page state, a message). */
 const WAIT_MS = 20_000;
 /** Each test as a whole. */
 const TEST_TIMEOUT_MS = 120_000;
-
-// Chromium as root on a machine without network: no sandbox, GPU, QUIC or background traffic.
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-proxy-server",
-];
 
 const needed = [serverBin, cliBin, wasmOf("leptos"), wasmOf("yew")];
 const missing = needed.filter((file) => !existsSync(file));
@@ -54,16 +44,12 @@ if (missing.length > 0) {
 const skip = false;
 
 /** Everything to stop at the end, whatever happens. */
-const resources = { procs: new Set(), contexts: new Set(), dirs: new Set() };
+const resources = { procs: new Set(), pages: new Set() };
 
 async function cleanup() {
-  for (const context of resources.contexts) {
-    await withTimeout(context.close(), 10_000, "closing Chromium").catch(() => {});
-  }
-  resources.contexts.clear();
+  for (const page of resources.pages) await page.close();
+  resources.pages.clear();
   for (const proc of resources.procs) await proc.kill();
-  for (const dir of resources.dirs) await rm(dir, { recursive: true, force: true }).catch(() => {});
-  resources.dirs.clear();
 }
 after(cleanup);
 // Last resort if the runner exits early: a synchronous kill of every child process.
@@ -156,57 +142,71 @@ async function startServer(dir, port = 0) {
   }
 }
 
-async function launchChromium() {
-  const userDataDir = await mkdtemp(path.join(tmpdir(), "isosock-examples-chromium-"));
-  resources.dirs.add(userDataDir);
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 880, height: 620 },
-    timeout: WAIT_MS,
-  });
-  resources.contexts.add(context);
-  context.setDefaultTimeout(WAIT_MS);
-  return context;
+async function newPage(engine) {
+  const page = await openPage(engine, { viewport: { width: 880, height: 620 }, timeout: WAIT_MS });
+  resources.pages.add(page);
+  return page;
 }
 
-// The one console error a page may log, and only while the test has the server down:
-// Chromium's own line for a reconnect attempt that found no server.
-const DOWN_CONSOLE_ERROR = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/;
+/**
+ * What a browser itself may log, and only while the test has the server down: its own report
+ * of a reconnect attempt that found no server (or of the connection the kill cut), per engine.
+ * WebKitGTK's own log does not reach the page's error collector.
+ */
+const DOWN_ERRORS = {
+  chromium: [/^console error: WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/],
+  firefox: [
+    /^page error: Firefox can.t establish a connection to the server at ws:\/\/127\.0\.0\.1:\d+\/ws\.$/,
+    /^page error: The connection to ws:\/\/127\.0\.0\.1:\d+\/ws was interrupted while the page was loading\.$/,
+  ],
+  webkit: [],
+};
 
 /**
- * Fails the test on any console error, uncaught page error or crash; while `allow.serverDown`
- * is set, the failed-connection line of `DOWN_CONSOLE_ERROR` is allowed.
+ * The page's errors that it may not log: any outside the server's down time (`downWindow`,
+ * indices into its error list), and any inside it but DOWN_ERRORS.
  */
-function watchPage(page, name, problems, allow) {
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    if (allow.serverDown && DOWN_CONSOLE_ERROR.test(msg.text())) return;
-    problems.push(`${name}: console error: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => problems.push(`${name}: page error: ${err.message}`));
-  page.on("crash", () => problems.push(`${name}: the page crashed`));
+async function unexpectedErrors(page, name, downWindow) {
+  const all = await page.errors();
+  const [from, to] = downWindow ?? [all.length, all.length];
+  return all
+    .filter((e, i) => !(i >= from && i < to && DOWN_ERRORS[page.engine].some((re) => re.test(e))))
+    .map((e) => `${name}: ${e}`);
 }
 
 function statusIs(page, state) {
-  return page.locator(`#status[data-state="${state}"]`).waitFor({ timeout: WAIT_MS });
+  return page.waitForFunction((s) => document.getElementById("status")?.dataset.state === s, state);
 }
 
 function onlineIs(page, n) {
-  return page.locator(`#online[data-count="${n}"]`).waitFor({ timeout: WAIT_MS });
+  return page.waitForFunction((n) => document.getElementById("online")?.dataset.count === String(n), n);
 }
 
-/** The message list's entry for `text` said by `nick`. */
-function chatLine(page, nick, text) {
-  return page
-    .locator("#messages li.msg")
-    .filter({ has: page.locator(".nick", { hasText: nick }) })
-    .filter({ has: page.locator(".text", { hasText: text }) });
+/** Waits for a `#messages li.<kind>` that contains `text`. */
+function entry(page, kind, text) {
+  return page.waitForFunction(
+    ({ kind, text }) =>
+      [...document.querySelectorAll(`#messages li.${kind}`)].some((li) => li.textContent.includes(text)),
+    { kind, text },
+  );
+}
+
+/** Waits for the message list's entry for `text` said by `nick` (marked as the page's own if `mine`). */
+function chatLine(page, nick, text, { mine = false } = {}) {
+  return page.waitForFunction(
+    ({ nick, text, mine }) =>
+      [...document.querySelectorAll("#messages li.msg")].some(
+        (li) =>
+          li.querySelector(".nick")?.textContent.includes(nick) &&
+          li.querySelector(".text")?.textContent.includes(text) &&
+          (!mine || li.classList.contains("mine")),
+      ),
+    { nick, text, mine },
+  );
 }
 
 async function join(page, url, nick) {
-  await page.goto(url, { timeout: WAIT_MS });
+  await page.goto(url);
   // `idle` is set by the wasm app once it runs: the page loaded and mounted.
   await statusIs(page, "idle");
   await page.fill("#nick", nick);
@@ -216,54 +216,51 @@ async function join(page, url, nick) {
 
 /**
  * Kills the page's server without a close handshake and starts it again on the same port,
- * serving `dir`: the page notices the drop, retries, and comes back by itself.
+ * serving `dir`: the page notices the drop, retries, and comes back by itself. Returns the
+ * restarted server and the window of the page's error list that the down time covers.
  */
-async function restartServer({ server, port }, dir, page, allow) {
-  allow.serverDown = true;
+async function restartServer({ server, port }, dir, page) {
+  const from = (await page.errors()).length;
   await server.kill();
-  await page
-    .locator("#messages li.notice", { hasText: "Disconnected (1006 connection lost)" })
-    .waitFor({ timeout: WAIT_MS });
-  assert.equal(await page.locator("#send").isDisabled(), true, "send is disabled while down");
+  await entry(page, "notice", "Disconnected (1006 connection lost)");
+  assert.equal(
+    await page.evaluate(() => document.getElementById("send").disabled),
+    true,
+    "send is disabled while down",
+  );
   const restarted = await startServer(dir, port);
   assert.equal(restarted.port, port);
   await statusIs(page, "open");
-  allow.serverDown = false;
-  await page.locator("#messages li.notice", { hasText: "Reconnected." }).waitFor({ timeout: WAIT_MS });
+  const to = (await page.errors()).length;
+  await entry(page, "notice", "Reconnected.");
   await onlineIs(page, 1);
-  return restarted;
+  return { restarted, downWindow: [from, to] };
 }
 
 async function say(page, text) {
-  await page.locator("#send:enabled").waitFor({ timeout: WAIT_MS });
+  await page.waitForFunction(() => document.getElementById("send")?.disabled === false);
   await page.fill("#text", text);
   await page.click("#send");
 }
 
 /** Runs `body` with a diagnostics helper; on failure keeps screenshots and process output. */
-async function scenario(t, name, body) {
-  assert.ok(
-    existsSync(chromiumPath),
-    `Chromium not found at ${chromiumPath}: install it (apt-get install chromium) or set CHROMIUM`,
-  );
+async function scenario(t, name, engine, body) {
   for (const file of needed) {
     assert.ok(existsSync(file), `${path.relative(root, file)} missing: run scripts/test-examples.sh`);
   }
-  await rm(path.join(artifacts, `${name}-failed.png`), { force: true });
+  const shot = (suffix = "") => path.join(artifacts, `${name}-${engine}${suffix}.png`);
+  await rm(shot("-failed"), { force: true });
   const started = Date.now();
   const mark = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(2)} s: ${what}`);
-  const problems = [];
-  const allow = { serverDown: false };
   const pages = [];
   try {
-    await body({ mark, problems, allow, pages });
-    assert.deepEqual(problems, [], "the page logged errors");
+    await body({ mark, pages, shot });
   } catch (err) {
     await mkdir(artifacts, { recursive: true }).catch(() => {});
     for (const page of pages) {
-      await page.screenshot({ path: path.join(artifacts, `${name}-failed.png`), timeout: 5_000 }).catch(() => {});
+      await page.screenshot(shot("-failed")).catch(() => {});
+      for (const line of await page.errors().catch(() => [])) t.diagnostic(`page: ${line}`);
     }
-    for (const line of problems) t.diagnostic(line);
     for (const proc of resources.procs) {
       for (const line of proc.output().split("\n").filter(Boolean)) t.diagnostic(line);
     }
@@ -273,101 +270,107 @@ async function scenario(t, name, body) {
   }
 }
 
-test(
-  "the Leptos page and the native chat-cli chat through the server",
-  { timeout: TEST_TIMEOUT_MS, skip },
-  (t) =>
-    scenario(t, "frameworks-leptos", async ({ mark, problems, allow, pages }) => {
-      const started = await startServer(webDir("leptos"));
-      const { url, port } = started;
-      mark(`chat server on ${url}, serving the Leptos build`);
-      const context = await launchChromium();
-      const page = context.pages()[0] ?? (await context.newPage());
-      pages.push(page);
-      watchPage(page, "Leptos page", problems, allow);
+for (const engine of engines()) {
+  const NAME = ENGINE_NAMES[engine];
 
-      await join(page, url, "ann");
-      await onlineIs(page, 1);
-      mark("the Leptos page joined as ann");
+  test(
+    `the Leptos page and the native chat-cli chat through the server (${NAME})`,
+    { timeout: TEST_TIMEOUT_MS, skip },
+    (t) =>
+      scenario(t, "frameworks-leptos", engine, async ({ mark, pages, shot }) => {
+        const started = await startServer(webDir("leptos"));
+        const { url, port } = started;
+        mark(`chat server on ${url}, serving the Leptos build`);
+        const page = await newPage(engine);
+        pages.push(page);
 
-      const cli = start("chat-cli", cliBin, [`ws://127.0.0.1:${port}/ws`, "cli"]);
-      await cli.waitFor(/^\* cli joined \(2 online\)$/m, "its own join");
-      await page.locator("#messages li.system", { hasText: "cli joined" }).waitFor();
-      await onlineIs(page, 2);
-      mark("chat-cli joined; the page saw it");
+        await join(page, url, "ann");
+        await onlineIs(page, 1);
+        mark(`the Leptos page joined as ann (${page.version})`);
 
-      // A line typed into the CLI appears on the page.
-      cli.child.stdin.write("hello from the terminal\n");
-      await chatLine(page, "cli", "hello from the terminal").waitFor();
-      mark("CLI -> page delivered");
+        const cli = start("chat-cli", cliBin, [`ws://127.0.0.1:${port}/ws`, "cli"]);
+        await cli.waitFor(/^\* cli joined \(2 online\)$/m, "its own join");
+        await entry(page, "system", "cli joined");
+        await onlineIs(page, 2);
+        mark("chat-cli joined; the page saw it");
 
-      // A message sent from the page is printed by the CLI (and shown on the page as its own).
-      await say(page, "hello from leptos");
-      await cli.waitFor(/^<ann> hello from leptos$/m, "the page's message");
-      await chatLine(page, "ann", "hello from leptos").and(page.locator(".mine")).waitFor();
-      mark("page -> CLI delivered");
+        // A line typed into the CLI appears on the page.
+        cli.child.stdin.write("hello from the terminal\n");
+        await chatLine(page, "cli", "hello from the terminal");
+        mark("CLI -> page delivered");
 
-      // A burst over the server's rate limit (10 at once, then 5 per second), piped in one
-      // write: the CLI paces it, so every line arrives and the server keeps the connection.
-      const burst = Array.from({ length: 15 }, (_, i) => `burst line ${i + 1}`);
-      cli.child.stdin.write(burst.map((line) => `${line}\n`).join(""));
-      await chatLine(page, "cli", "burst line 15").waitFor();
-      const fromCli = await page
-        .locator("#messages li.msg")
-        .filter({ has: page.locator(".nick", { hasText: "cli" }) })
-        .locator(".text")
-        .allTextContents();
-      assert.deepEqual(fromCli, ["hello from the terminal", ...burst], "every line once, in order");
-      mark("a 15-line burst arrived in full, in order");
+        // A message sent from the page is printed by the CLI (and shown on the page as its own).
+        await say(page, "hello from leptos");
+        await cli.waitFor(/^<ann> hello from leptos$/m, "the page's message");
+        await chatLine(page, "ann", "hello from leptos", { mine: true });
+        mark("page -> CLI delivered");
 
-      // End of input: the CLI leaves with a 1000 close handshake and exits 0.
-      cli.child.stdin.end();
-      const { code, signal } = await withTimeout(cli.exited, WAIT_MS, "chat-cli exit");
-      assert.equal(code, 0, `chat-cli exit status (signal ${signal})\n${cli.output()}`);
-      assert.match(cli.stderr, /left the room \(closed with 1000\)/);
-      await page.locator("#messages li.system", { hasText: "cli left" }).waitFor();
-      await onlineIs(page, 1);
-      mark("chat-cli left with 1000 at end of input; the page saw it");
+        // A burst over the server's rate limit (10 at once, then 5 per second), piped in one
+        // write: the CLI paces it, so every line arrives and the server keeps the connection.
+        const burst = Array.from({ length: 15 }, (_, i) => `burst line ${i + 1}`);
+        cli.child.stdin.write(burst.map((line) => `${line}\n`).join(""));
+        await chatLine(page, "cli", "burst line 15");
+        const fromCli = await page.evaluate(() =>
+          [...document.querySelectorAll("#messages li.msg")]
+            .filter((li) => li.querySelector(".nick")?.textContent.includes("cli"))
+            .map((li) => li.querySelector(".text")?.textContent ?? ""),
+        );
+        assert.deepEqual(fromCli, ["hello from the terminal", ...burst], "every line once, in order");
+        mark("a 15-line burst arrived in full, in order");
 
-      await restartServer(started, webDir("leptos"), page, allow);
-      await say(page, "back again");
-      await chatLine(page, "ann", "back again").waitFor();
-      mark("the server restarted; the page reconnected by itself and chats again");
+        // End of input: the CLI leaves with a 1000 close handshake and exits 0.
+        cli.child.stdin.end();
+        const { code, signal } = await withTimeout(cli.exited, WAIT_MS, "chat-cli exit");
+        assert.equal(code, 0, `chat-cli exit status (signal ${signal})\n${cli.output()}`);
+        assert.match(cli.stderr, /left the room \(closed with 1000\)/);
+        await entry(page, "system", "cli left");
+        await onlineIs(page, 1);
+        mark("chat-cli left with 1000 at end of input; the page saw it");
 
-      await mkdir(artifacts, { recursive: true });
-      await page.screenshot({ path: path.join(artifacts, "frameworks-leptos.png"), timeout: WAIT_MS });
-    }),
-);
+        const { downWindow } = await restartServer(started, webDir("leptos"), page);
+        await say(page, "back again");
+        await chatLine(page, "ann", "back again");
+        mark("the server restarted; the page reconnected by itself and chats again");
 
-test(
-  "the Yew page loads, connects, hears its own message and reconnects",
-  { timeout: TEST_TIMEOUT_MS, skip },
-  (t) =>
-    scenario(t, "frameworks-yew", async ({ mark, problems, allow, pages }) => {
-      const started = await startServer(webDir("yew"));
-      const { url } = started;
-      mark(`chat server on ${url}, serving the Yew build`);
-      const context = await launchChromium();
-      const page = context.pages()[0] ?? (await context.newPage());
-      pages.push(page);
-      watchPage(page, "Yew page", problems, allow);
+        await mkdir(artifacts, { recursive: true });
+        await page.screenshot(shot());
+        assert.deepEqual(await unexpectedErrors(page, "Leptos page", downWindow), [], "the page logged errors");
+      }),
+  );
 
-      await join(page, url, "yan");
-      await onlineIs(page, 1);
-      await page.locator("#messages li.system", { hasText: "yan joined" }).waitFor();
-      mark("the Yew page joined as yan");
+  test(
+    `the Yew page loads, connects, hears its own message and reconnects (${NAME})`,
+    { timeout: TEST_TIMEOUT_MS, skip },
+    (t) =>
+      scenario(t, "frameworks-yew", engine, async ({ mark, pages, shot }) => {
+        const started = await startServer(webDir("yew"));
+        const { url } = started;
+        mark(`chat server on ${url}, serving the Yew build`);
+        const page = await newPage(engine);
+        pages.push(page);
 
-      await say(page, "hello from yew");
-      await chatLine(page, "yan", "hello from yew").and(page.locator(".mine")).waitFor();
-      assert.equal(await page.inputValue("#text"), "", "the input is cleared after sending");
-      mark("its message came back from the server");
+        await join(page, url, "yan");
+        await onlineIs(page, 1);
+        await entry(page, "system", "yan joined");
+        mark(`the Yew page joined as yan (${page.version})`);
 
-      await restartServer(started, webDir("yew"), page, allow);
-      await say(page, "back again");
-      await chatLine(page, "yan", "back again").waitFor();
-      mark("the server restarted; the page reconnected by itself and chats again");
+        await say(page, "hello from yew");
+        await chatLine(page, "yan", "hello from yew", { mine: true });
+        assert.equal(
+          await page.evaluate(() => document.getElementById("text").value),
+          "",
+          "the input is cleared after sending",
+        );
+        mark("its message came back from the server");
 
-      await mkdir(artifacts, { recursive: true });
-      await page.screenshot({ path: path.join(artifacts, "frameworks-yew.png"), timeout: WAIT_MS });
-    }),
-);
+        const { downWindow } = await restartServer(started, webDir("yew"), page);
+        await say(page, "back again");
+        await chatLine(page, "yan", "back again");
+        mark("the server restarted; the page reconnected by itself and chats again");
+
+        await mkdir(artifacts, { recursive: true });
+        await page.screenshot(shot());
+        assert.deepEqual(await unexpectedErrors(page, "Yew page", downWindow), [], "the page logged errors");
+      }),
+  );
+}

@@ -1,27 +1,27 @@
-// The npm package in headless Chromium: the tarball installed into an empty project, served from
-// 127.0.0.1 and imported by a page through an import map (`import init, { Conn } from
-// "isosock"`), driven with playwright-core and Debian's chromium (nothing downloads a browser):
-// echo, close codes, iteration, refused connections and the permessage-deflate Chromium
-// negotiates.
+// The npm package in a browser page, in each engine of browsers.mjs (Chromium through
+// playwright-core; Firefox ESR and WebKitGTK through their WebDriver servers and
+// selenium-webdriver; ISOSOCK_BROWSERS picks them): the tarball installed into an empty project,
+// served from 127.0.0.1 and imported by a page through an import map (`import init, { Conn }
+// from "isosock"`); nothing downloads a browser. Echo, close codes, iteration, refused
+// connections and the permessage-deflate each browser negotiates.
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { echoUrl, installTarball, jsonLike, launchChromium, records, serveDirectory } from "./helpers.mjs";
+import { ENGINE_NAMES, PAGE_ERROR_COLLECTOR, engines, openPage } from "./browsers.mjs";
+import { echoUrl, installTarball, jsonLike, records, serveDirectory } from "./helpers.mjs";
 
 const T = { timeout: 60_000 };
 let dir;
 let server;
-let browser;
-let page;
-const problems = [];
 
 const PAGE = `<!doctype html>
 <html>
 <head>
 <meta charset="utf-8">
 <link rel="icon" href="data:,">
+<script>${PAGE_ERROR_COLLECTOR}</script>
 <script type="importmap">
 { "imports": { "isosock": "./node_modules/isosock/isosock.js" } }
 </script>
@@ -36,34 +36,66 @@ document.body.dataset.ready = "yes";
 </html>
 `;
 
-before(async () => {
+// A page that fails in every way the error collection must see.
+const FAILING_PAGE = `<!doctype html>
+<html>
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><script>${PAGE_ERROR_COLLECTOR}</script></head>
+<body>
+<script>
+console.error("an error on the console");
+Promise.reject(new Error("a rejection nobody handles"));
+setTimeout(() => { throw new Error("an uncaught error"); }, 0);
+setTimeout(() => { document.body.dataset.done = "yes"; }, 100);
+</script>
+</body>
+</html>
+`;
+
+// What each browser itself logs for the refused connection to ws://127.0.0.1:1/ below: its own
+// report, not an error of the page. (WebKitGTK's log is not visible to the page's collector.)
+const REFUSED_LOG = {
+  chromium: /^console error: WebSocket connection to 'ws:\/\/127\.0\.0\.1:1\/' failed/,
+  firefox: /^page error: Firefox can.t establish a connection to the server at ws:\/\/127\.0\.0\.1:1\/\.$/,
+  webkit: null,
+};
+
+before(() => {
   dir = installTarball();
   writeFileSync(join(dir, "index.html"), PAGE);
+  writeFileSync(join(dir, "failing.html"), FAILING_PAGE);
+});
+
+before(async () => {
   server = await serveDirectory(dir);
-  browser = await launchChromium();
-  page = await browser.newPage();
-  page.setDefaultTimeout(20_000);
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
-  await page.goto(`http://127.0.0.1:${server.address().port}/index.html`);
-  await page.waitForSelector("body[data-ready=yes]");
 });
 
 after(async () => {
-  await browser?.close();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `fn(url)` in the page, where `window.Conn` is the package's class. */
-function inPage(fn) {
-  return page.evaluate(fn, echoUrl());
+for (const engine of engines()) {
+  describe(`the package in ${ENGINE_NAMES[engine]}`, () => suite(engine));
 }
 
-describe("the package in headless Chromium", () => {
-  it("loads through an import map and echoes text and binary", T, async () => {
+function suite(engine) {
+  const NAME = ENGINE_NAMES[engine];
+  let page;
+
+  before(async () => {
+    page = await openPage(engine);
+    await page.goto(`http://127.0.0.1:${server.address().port}/index.html`);
+    await page.waitForFunction(() => document.body?.dataset.ready === "yes");
+  });
+
+  after(() => page?.close());
+
+  /** Runs `fn(url)` in the page, where `window.Conn` is the package's class. */
+  function inPage(fn) {
+    return page.evaluate(fn, echoUrl());
+  }
+
+  it(`loads through an import map and echoes text and binary (${NAME})`, T, async () => {
     const got = await inPage(async (url) => {
       const conn = await Conn.dial(url, { subprotocols: ["echo.v1"] });
       await conn.write("hello from the page");
@@ -84,7 +116,7 @@ describe("the package in headless Chromium", () => {
     });
   });
 
-  it("hands the peer's close code and reason to read as an IsosockError", T, async () => {
+  it(`hands the peer's close code and reason to read as an IsosockError (${NAME})`, T, async () => {
     const got = await inPage(async (url) => {
       const conn = await Conn.dial(url);
       await conn.write("!close 4003 from the server");
@@ -112,7 +144,7 @@ describe("the package in headless Chromium", () => {
     });
   });
 
-  it("iterates with for await until a normal close", T, async () => {
+  it(`iterates with for await until a normal close (${NAME})`, T, async () => {
     const got = await inPage(async (url) => {
       const conn = await Conn.dial(url);
       for (const m of ["one", "two", "!close 1001 going away"]) await conn.write(m);
@@ -123,7 +155,7 @@ describe("the package in headless Chromium", () => {
     assert.deepEqual(got, ["one", "two"]);
   });
 
-  it("never throws from close for codes browsers refuse", T, async () => {
+  it(`never throws from close for codes browsers refuse (${NAME})`, T, async () => {
     const got = await inPage(async (url) => {
       const out = [];
       for (const code of [1001, 1008, 1011, 3000, 4999]) {
@@ -137,9 +169,10 @@ describe("the package in headless Chromium", () => {
     assert.deepEqual(got, [1000, 1000, 1000, 3000, 4999]);
   });
 
-  it("shows the permessage-deflate Chromium negotiated, and inflates large messages", T, async () => {
+  it(`shows the permessage-deflate the browser negotiated, and inflates large messages (${NAME})`, T, async (t) => {
     const got = await page.evaluate(
-      async ({ url, text, bytes }) => {
+      async ({ url, text, byteList }) => {
+        const bytes = Uint8Array.from(byteList);
         const conn = await Conn.dial(url, { readLimit: 2 << 20 });
         await conn.write("!extensions");
         const server = (await conn.read()).data;
@@ -156,13 +189,15 @@ describe("the package in headless Chromium", () => {
           binary: b.type === "binary" && same,
         };
       },
-      { url: echoUrl(), text: jsonLike(512 << 10), bytes: records(512 << 10) },
+      // An array: WebDriver passes JSON, which has no Uint8Array.
+      { url: echoUrl(), text: jsonLike(512 << 10), byteList: Array.from(records(512 << 10)) },
     );
+    t.diagnostic(`${NAME} negotiated: ${got.extensions}`);
     assert.match(got.extensions, /^permessage-deflate/);
     assert.deepEqual(got, { extensions: got.extensions, server: got.extensions, text: true, binary: true });
   });
 
-  it("reports a refused connection with the close code that followed", T, async () => {
+  it(`reports a refused connection with the close code that followed (${NAME})`, T, async () => {
     const got = await inPage(async () => {
       try {
         await Conn.dial("ws://127.0.0.1:1/");
@@ -172,13 +207,36 @@ describe("the package in headless Chromium", () => {
       }
     });
     assert.equal(got.kind, "Connect");
-    assert.match(got.message, /1006/);
+    // Chromium and Firefox follow the error event with a close event (1006) at once;
+    // WebKitGTK fires the error event alone (readyState still CONNECTING) and no close event
+    // follows, so isosock reports the error after its 500 ms wait.
+    const expected = {
+      chromium: /1006/,
+      firefox: /1006/,
+      webkit: /an error event, and no close event within 500ms/,
+    }[engine];
+    assert.match(got.message, expected);
   });
 
-  it("logged no page errors", () => {
-    // The refused connection above makes Chromium log a network error for the socket; that
+  it(`logged no page errors (${NAME})`, async () => {
+    // The refused connection above makes the browser log a network error for the socket; that
     // is the browser's own report, not an error of the page.
-    const unexpected = problems.filter((p) => !/WebSocket connection to 'ws:\/\/127\.0\.0\.1:1\/' failed/.test(p));
+    const unexpected = (await page.errors()).filter((p) => !REFUSED_LOG[engine]?.test(p));
     assert.deepEqual(unexpected, []);
   });
-});
+
+  it(`sees a page's uncaught error, unhandled rejection and console.error (${NAME})`, T, async () => {
+    // The check above must be able to fail: a page that does all three is caught.
+    const other = await openPage(engine);
+    try {
+      await other.goto(`http://127.0.0.1:${server.address().port}/failing.html`);
+      await other.waitForFunction(() => document.body?.dataset.done === "yes");
+      const errors = (await other.errors()).join("\n");
+      assert.match(errors, /an error on the console/);
+      assert.match(errors, /a rejection nobody handles/);
+      assert.match(errors, /an uncaught error/);
+    } finally {
+      await other.close();
+    }
+  });
+}

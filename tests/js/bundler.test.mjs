@@ -1,6 +1,6 @@
 // The npm package through a bundler: an app that imports `isosock` is built with Vite (which
 // must find and emit the .wasm from the package's `new URL(..., import.meta.url)`), served
-// from 127.0.0.1 and run in headless Chromium against the echo server.
+// from 127.0.0.1 and run against the echo server in each engine of browsers.mjs (built once).
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,16 +8,16 @@ import { after, before, describe, it } from "node:test";
 
 import { build } from "vite";
 
-import { echoUrl, installTarball, launchChromium, serveDirectory } from "./helpers.mjs";
+import { ENGINE_NAMES, PAGE_ERROR_COLLECTOR, engines, openPage } from "./browsers.mjs";
+import { echoUrl, installTarball, serveDirectory } from "./helpers.mjs";
 
 const T = { timeout: 90_000 };
 let dir;
 let server;
-let browser;
 
 const INDEX = `<!doctype html>
 <html>
-<head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><script>${PAGE_ERROR_COLLECTOR}</script></head>
 <body><pre id="out"></pre><script type="module" src="./main.js"></script></body>
 </html>
 `;
@@ -55,11 +55,9 @@ before(async () => {
     build: { outDir: join(dir, "dist"), emptyOutDir: true },
   });
   server = await serveDirectory(join(dir, "dist"));
-  browser = await launchChromium();
 });
 
 after(async () => {
-  await browser?.close();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -70,22 +68,25 @@ describe("the package bundled by Vite", () => {
     assert.ok(assets.some((f) => f.endsWith(".wasm")), `no .wasm among ${assets.join(", ")}`);
   });
 
-  it("runs in headless Chromium and echoes through isosock", T, async () => {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(e.message));
-    page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
-    const port = server.address().port;
-    await page.goto(`http://127.0.0.1:${port}/index.html?echo=${encodeURIComponent(echoUrl())}`);
-    await page.waitForFunction(() => document.getElementById("out").textContent !== "", null, {
-      timeout: 20_000,
+  for (const engine of engines()) {
+    it(`runs in ${ENGINE_NAMES[engine]} and echoes through isosock`, T, async () => {
+      const page = await openPage(engine);
+      try {
+        const port = server.address().port;
+        await page.goto(`http://127.0.0.1:${port}/index.html?echo=${encodeURIComponent(echoUrl())}`);
+        await page.waitForFunction(() => document.getElementById("out")?.textContent !== "", null, {
+          timeout: 20_000,
+        });
+        const result = JSON.parse(await page.textContent("#out"));
+        assert.deepEqual(result, {
+          a: { type: "text", data: "bundled" },
+          b: { type: "binary", data: [7, 8, 9] },
+          frame: { code: 4000, reason: "done" },
+        });
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        await page.close();
+      }
     });
-    const result = JSON.parse(await page.textContent("#out"));
-    assert.deepEqual(result, {
-      a: { type: "text", data: "bundled" },
-      b: { type: "binary", data: [7, 8, 9] },
-      frame: { code: 4000, reason: "done" },
-    });
-    assert.deepEqual(problems, []);
-  });
+  }
 });

@@ -1,5 +1,6 @@
 // Helpers for the npm package tests: the packed tarball installed into a scratch project the
-// way users get it, the echo server's URL, and Node.js flags for a global WebSocket.
+// way users get it, the echo server's URL, and Node.js flags for a global WebSocket. The
+// browsers are in browsers.mjs.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -7,8 +8,6 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-
-import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const PACKAGE_JSON = JSON.parse(readFileSync(join(ROOT, "js", "npm", "package.json"), "utf8"));
@@ -139,27 +138,5 @@ export function serveDirectory(root) {
       res.end(readFileSync(file));
     });
     srv.listen(0, "127.0.0.1", () => resolve(srv));
-  });
-}
-
-const CHROMIUM = "/usr/bin/chromium";
-
-/** Launches Debian's Chromium headless (playwright-core downloads no browser). */
-export async function launchChromium() {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh`);
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    // Flags for running as root on a machine with no internet access.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
   });
 }
