@@ -7,7 +7,7 @@
 # wasm-bindgen, chromium + chromedriver, firefox-esr + geckodriver, WebKitWebDriver + Xvfb);
 # installs nothing itself and fails if a browser or driver is missing. Extra arguments go to
 # the test runner, e.g. `scripts/test-wasm.sh --test wasm -- writer`. ISOSOCK_BROWSERS picks
-# engines (default "chromium firefox webkit").
+# engines, comma-separated (default "chromium,firefox,webkit"), as for the JavaScript suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +29,7 @@ export ISOSOCK_ECHO_URL="$url"
 for tool in chromedriver geckodriver firefox-esr WebKitWebDriver xvfb-run; do
     command -v "$tool" >/dev/null || { echo "test-wasm.sh: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
-for engine in ${ISOSOCK_BROWSERS:-chromium firefox webkit}; do
+for engine in $(tr ',' ' ' <<<"${ISOSOCK_BROWSERS:-chromium,firefox,webkit}"); do
     case "$engine" in
         chromium)
             echo "test-wasm.sh: Chromium ($(chromium --version 2>/dev/null | tail -1))"
