@@ -32,6 +32,7 @@ use crate::task::{MaybeSend, TaskFn, TaskFuture, TaskPredicate};
 pub type ProviderError = Box<dyn std::error::Error + Send + Sync>;
 
 type Provider = TaskFn<(), TaskFuture<std::result::Result<(String, DialOptions), ProviderError>>>;
+type OpenHook = TaskFn<Arc<Conn>, TaskFuture<std::result::Result<(), ProviderError>>>;
 
 /// The default time limit for one connection attempt: 10 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +57,7 @@ pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 /// Defaults: connect timeout 10 s, retry delays from 500 ms doubling to at most 30 s with
 /// equal jitter (each delay is random between half and all of its step), backoff reset after
 /// a connection stayed up 10 s, retry forever, no close code final, no offline queue, 16
-/// messages read ahead.
+/// messages read ahead, no [`on_open`](Self::on_open) hook.
 ///
 /// Every setter takes any value of its type: each says what its edge values mean (zero, the
 /// type's maximum). The few combinations that cannot work (a zero connect timeout, a
@@ -80,6 +81,13 @@ pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 ///     Ok((format!("wss://example.com/feed?token={token}"), DialOptions::new()))
 /// })
 /// .queue_while_offline(100);
+///
+/// // A protocol that greets the server on every connection before anything else:
+/// let opts = ReconnectOptions::new("wss://example.com/chat", DialOptions::new())
+///     .on_open(|conn| async move {
+///         conn.write(r#"{"hello":"ann"}"#).await?;
+///         Ok(())
+///     });
 /// ```
 pub struct ReconnectOptions {
     provider: Provider,
@@ -93,6 +101,7 @@ pub struct ReconnectOptions {
     queue_limit: usize,
     read_ahead: usize,
     heartbeat: Option<Heartbeat>,
+    on_open: Option<OpenHook>,
 }
 
 impl std::fmt::Debug for ReconnectOptions {
@@ -108,6 +117,7 @@ impl std::fmt::Debug for ReconnectOptions {
             .field("queue_limit", &self.queue_limit)
             .field("read_ahead", &self.read_ahead)
             .field("heartbeat", &self.heartbeat)
+            .field("on_open", &self.on_open.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -148,10 +158,12 @@ impl ReconnectOptions {
             queue_limit: 0,
             read_ahead: DEFAULT_READ_AHEAD,
             heartbeat: None,
+            on_open: None,
         }
     }
 
-    /// Sets the time limit for one attempt (provider call, dial and handshake). Default: 10 s.
+    /// Sets the time limit for one attempt (provider call, dial and handshake, and the
+    /// [`on_open`](Self::on_open) hook). Default: 10 s.
     ///
     /// `Duration::ZERO` could never connect: [`Reconnecting::start`] refuses it with
     /// [`ErrorKind::InvalidArgument`]. `Duration::MAX` means no limit (natively tokio caps a
@@ -241,6 +253,36 @@ impl ReconnectOptions {
     /// [`ErrorKind::InvalidArgument`], as [`Heartbeat::start`] would.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
         self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// Runs `hook` on every new connection before it counts as open: the place for what a
+    /// protocol must send (and may await an answer to) first on each connection, such as a
+    /// hello, a subscription or an authentication message. Default: none.
+    ///
+    /// The hook gets the connection and may write and read on it; until it returns, the state
+    /// stays [`State::Connecting`], [`Reconnecting::write`] does not use the connection (writes
+    /// wait in the offline queue or fail, as while offline), and nothing is read into
+    /// [`Reconnecting::read`]. After it returns `Ok`, the offline queue is sent and the state
+    /// becomes [`State::Open`]. An error from it, or taking longer than what is left of the
+    /// [`connect_timeout`](Self::connect_timeout) (measured from the attempt's start,
+    /// [`ErrorKind::Timeout`]), ends the connection like a failed attempt: it is retried with
+    /// backoff, or ends the client if [`final_codes`](Self::final_codes),
+    /// [`final_if`](Self::final_if) or [`max_attempts`](Self::max_attempts) say so. The hook
+    /// may fail with any error: an isosock [`Error`] (from a write or a read, with the peer's
+    /// close code) is kept as it is; any other becomes [`ErrorKind::Connect`] with it as the
+    /// source, so `final_if` can look at it.
+    ///
+    /// Natively the hook and its future must be `Send`; in the browser they need not be
+    /// ([`MaybeSend`]).
+    pub fn on_open<F, Fut>(mut self, mut hook: F) -> Self
+    where
+        F: FnMut(Arc<Conn>) -> Fut + MaybeSend + 'static,
+        Fut: Future<Output = std::result::Result<(), ProviderError>> + MaybeSend + 'static,
+    {
+        self.on_open = Some(Box::new(move |conn| -> TaskFuture<_> {
+            Box::pin(hook(conn))
+        }));
         self
     }
 }
@@ -710,6 +752,7 @@ async fn supervise(
             attempt: failures.saturating_add(1),
         });
         let timeout = opts.connect_timeout;
+        let started = rt::now();
         let target = (opts.provider)(());
         let attempt = async move {
             let (url, options) = target.await.map_err(|e| {
@@ -733,7 +776,20 @@ async fn supervise(
                         .and_then(|hb| hb.clone().start(&conn).ok()),
                 );
                 let opened_at = rt::now();
-                let error = match shared.unless_stopped(publish(&shared, &conn)).await {
+                let greeted = async {
+                    match opts.on_open.as_mut() {
+                        None => Ok(()),
+                        Some(hook) => {
+                            let left = timeout.saturating_sub(opened_at.saturating_sub(started));
+                            greet(hook(conn.clone()), left).await
+                        }
+                    }
+                };
+                let publish = async {
+                    greeted.await?;
+                    publish(&shared, &conn).await
+                };
+                let error = match shared.unless_stopped(publish).await {
                     None => return finish(None),
                     Some(Err(e)) => e,
                     Some(Ok(())) => match shared.unless_stopped(pump(&conn, &mut inbound)).await {
@@ -781,6 +837,24 @@ impl Drop for StopOnDrop {
         if let Some(h) = &self.0 {
             h.stop();
         }
+    }
+}
+
+/// Runs an `on_open` hook's future for at most `limit`.
+async fn greet(
+    hook: TaskFuture<std::result::Result<(), ProviderError>>,
+    limit: Duration,
+) -> Result<()> {
+    match select(hook, pin!(rt::sleep(limit))).await {
+        Either::Left((Ok(()), _)) => Ok(()),
+        Either::Left((Err(e), _)) => Err(match e.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(e) => Error::with_source(ErrorKind::Connect, "the on_open hook failed", e),
+        }),
+        Either::Right(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "the on_open hook did not finish within the connect timeout",
+        )),
     }
 }
 

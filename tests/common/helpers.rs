@@ -438,6 +438,61 @@ pub async fn reconnect_after_drop_once_per_disconnect(url: &str) {
     );
 }
 
+/// `on_open` runs first on every connection: it greets the server and reads the answer before
+/// the client counts as open (so `read` never sees that answer); a hook that fails is a
+/// failed attempt, retried with backoff, its error kept as the source.
+pub async fn reconnect_on_open_runs_first_on_every_connection(url: &str) {
+    let id = unique_id("on-open");
+    let calls = Arc::new(AtomicU32::new(0));
+    let hook_calls = calls.clone();
+    let opts = ReconnectOptions::new(with_query(url, &format!("id={id}")), DialOptions::new())
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .on_open(move |conn| {
+            let n = hook_calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let hello = format!("hello {n}");
+                conn.write(hello.as_str()).await?;
+                let answer = conn.read().await?;
+                if answer != Message::text(hello) {
+                    return Err(format!("unexpected answer {answer:?}").into());
+                }
+                if n == 2 {
+                    return Err("the second greeting is refused".into());
+                }
+                Ok(())
+            }
+        });
+    let client = Reconnecting::start(opts).expect("start");
+    let mut states = client.states();
+    wait_state(&mut states, "open", is_open).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The hook took its answer: the first message `read` sees is the reply to this.
+    assert_eq!(ask(&client, "!count").await, "1");
+
+    client.write("!drop").await.expect("write");
+    let refused = wait_state(
+        &mut states,
+        "the refused greeting",
+        |s| matches!(s, State::Disconnected { error, .. } if error.kind() == ErrorKind::Connect),
+    )
+    .await;
+    if let State::Disconnected { error, .. } = refused {
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("the second greeting is refused"));
+    }
+    wait_state(&mut states, "open again", is_open).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        ask(&client, "!count").await,
+        "3",
+        "one connection per hook call"
+    );
+    client
+        .close(StatusCode::NORMAL_CLOSURE, "bye")
+        .await
+        .expect("close");
+}
+
 pub async fn reconnect_stops_on_a_final_code(url: &str) {
     let id = unique_id("final");
     let target = with_query(url, &format!("id={id}"));

@@ -55,6 +55,7 @@ macro_rules! for_each_scenario {
                 http_over_byte_stream,
                 split_stream_and_sink,
                 reconnect_after_drop_once_per_disconnect,
+                reconnect_on_open_runs_first_on_every_connection,
                 reconnect_stops_on_a_final_code,
                 reconnect_offline_queue,
                 heartbeat_message_mode_detects_a_silent_peer,

@@ -3,14 +3,16 @@
 //! and error kinds serve both ends.
 //!
 //! The page (`www/index.html`) loads this module; [`start`] finds its elements and listens
-//! for the join and send forms. Joining starts one connection loop for the page's lifetime:
+//! for the join and send forms. Joining starts one [`Reconnecting`] client for the page's
+//! lifetime, the library's own reconnecting client:
 //!
-//! 1. dial `ws(s)://<this page's host>/ws` and send `hello` with the nickname (again after
-//!    every reconnect, since the server knows a connection only by its hello);
-//! 2. read and show messages until the connection ends;
-//! 3. show why it ended (close code and reason) and wait a jittered, exponentially growing
-//!    delay (250 ms doubling to 5 s, reset once a connection stayed up 10 s), then go to 1.
-//!    Exactly one attempt per disconnect: the loop is the only place that dials.
+//! 1. it dials `ws(s)://<this page's host>/ws`, and its `on_open` hook sends `hello` with the
+//!    nickname first on every connection (the server knows a connection only by its hello);
+//! 2. one task reads and shows messages, from every connection in turn;
+//! 3. another follows the client's states: it shows why a connection ended (close code and
+//!    reason) and counts down the jittered, exponentially growing delay the client waits
+//!    (250 ms doubling to 5 s, reset once a connection stayed up 10 s) before it dials again.
+//!    Exactly one attempt per disconnect: the client's supervisor is the only place that dials.
 //!
 //! The messages, the nickname rule and the URL come from `isosock-chat-protocol`
 //! (`examples/chat-protocol`), the crate the server and the other clients share.
@@ -22,31 +24,31 @@
 //! on what the network or the page provides: failures are logged to the console and shown.
 #![cfg(target_arch = "wasm32")]
 
-mod backoff;
 mod dom;
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use isosock::{dial, Conn, DialOptions, Error, ErrorKind, Message};
+use futures_util::StreamExt;
+use isosock::reconnect::State as Link;
+use isosock::{DialOptions, Error, ErrorKind, Message, ReconnectOptions, Reconnecting};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{Event, EventTarget};
 
-use backoff::Backoff;
 use dom::{State, Ui};
 use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
 
 /// First reconnect delay (before jitter); doubles per failed attempt.
-const BACKOFF_BASE_MS: f64 = 250.0;
+const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
 /// Longest reconnect delay.
-const BACKOFF_MAX_MS: f64 = 5_000.0;
-/// A connection that stayed up this long resets the backoff to its base.
-const STABLE_AFTER_MS: f64 = 10_000.0;
-/// Limit for one dial, so a black-holed attempt does not stall the loop for the default 30 s.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A connection that stayed up this long resets the backoff to its first delay.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Limit for one attempt (dial and hello), so a black-holed attempt does not stall the client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the page remembers the last nickname (`localStorage`).
 const NICK_KEY: &str = "isosock-chat.nick";
 
@@ -64,8 +66,8 @@ struct App {
     ui: Ui,
     /// The nickname, set once by joining.
     nick: OnceCell<String>,
-    /// The connection while it is open and greeted: what the send form writes to.
-    conn: RefCell<Option<Rc<Conn>>>,
+    /// The reconnecting client, started once by joining: what the send form writes to.
+    client: OnceCell<Rc<Reconnecting>>,
 }
 
 /// The module's entry point, run by wasm-bindgen's `init()` in `index.html`.
@@ -82,7 +84,7 @@ pub fn start() {
     let app = Rc::new(App {
         ui,
         nick: OnceCell::new(),
-        conn: RefCell::new(None),
+        client: OnceCell::new(),
     });
     if let Some(nick) = stored_nick() {
         app.ui.nick.set_value(&nick);
@@ -138,7 +140,18 @@ impl App {
         remember_nick(&nick);
         self.ui.enter_chat(&nick);
         let _ = self.nick.set(nick.clone());
-        spawn_local(run(self.clone(), nick));
+        match connect(nick) {
+            Ok(client) => {
+                let client = Rc::new(client);
+                let _ = self.client.set(client.clone());
+                spawn_local(show_states(self.clone(), client.clone()));
+                spawn_local(show_messages(self.clone(), client));
+            }
+            Err(e) => {
+                log_error(&e);
+                self.ui.set_status(State::Failed, "cannot connect", &e);
+            }
+        }
     }
 
     /// The send form: writes one `say` on the open connection.
@@ -148,12 +161,13 @@ impl App {
         if text.is_empty() {
             return;
         }
-        // Clone out of the cell: no borrow is held across the write below.
-        let conn = self.conn.borrow().clone();
-        let Some(conn) = conn else {
-            self.ui
-                .add_notice("Not connected: your message is still in the box.");
-            return;
+        let client = match self.client.get() {
+            Some(client) if matches!(client.state(), Link::Open) => client.clone(),
+            _ => {
+                self.ui
+                    .add_notice("Not connected: your message is still in the box.");
+                return;
+            }
         };
         let say = ClientMsg::Say {
             text: text.to_owned(),
@@ -169,7 +183,7 @@ impl App {
         let app = self.clone();
         let text = text.to_owned();
         spawn_local(async move {
-            if let Err(e) = conn.write(Message::text(json)).await {
+            if let Err(e) = client.write(Message::text(json)).await {
                 log_warn(&format!("send failed: {e}"));
                 app.ui
                     .add_notice(&format!("Not sent ({}): {text}", describe(&e)));
@@ -197,111 +211,103 @@ impl App {
     }
 }
 
-/// The connection loop: connect, chat until the connection ends, wait, connect again.
-async fn run(app: Rc<App>, nick: String) {
-    let url = match ws_url() {
-        Ok(url) => url,
-        Err(e) => {
-            log_error(&e);
-            app.ui.set_status(State::Failed, "cannot connect", &e);
-            return;
-        }
-    };
+/// Starts the page's reconnecting client for `nick`: the chat's URL, the demo's backoff, and
+/// a hello sent first on every connection.
+fn connect(nick: String) -> Result<Reconnecting, String> {
+    let url = ws_url()?;
     // The nickname is fixed once joined: encode the hello once, resend it on every connection.
-    let hello = match serde_json::to_string(&ClientMsg::Hello { nick }) {
-        Ok(json) => json,
-        Err(e) => {
-            let e = format!("cannot encode the hello message: {e}");
-            log_error(&e);
-            app.ui.set_status(State::Failed, "cannot connect", &e);
-            return;
-        }
-    };
-    let mut backoff = Backoff::new(BACKOFF_BASE_MS, BACKOFF_MAX_MS);
+    let hello = serde_json::to_string(&ClientMsg::Hello { nick })
+        .map_err(|e| format!("cannot encode the hello message: {e}"))?;
+    let opts = ReconnectOptions::new(url, DialOptions::new())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .backoff(BACKOFF_INITIAL, BACKOFF_MAX)
+        .stable_after(STABLE_AFTER)
+        .on_open(move |conn| {
+            let hello = Message::text(hello.as_str());
+            async move {
+                conn.write(hello).await?;
+                Ok(())
+            }
+        });
+    Reconnecting::start(opts).map_err(|e| e.to_string())
+}
+
+/// Follows the client's states: the status line, the notices when a connection ends and
+/// comes back, and the countdown to the next attempt.
+async fn show_states(app: Rc<App>, client: Rc<Reconnecting>) {
+    let mut states = client.states();
     // Why the last open connection ended, and the failed attempts since: the status detail.
     let mut last_drop: Option<String> = None;
     let mut failures: u32 = 0;
-    loop {
-        let (text, detail) = match &last_drop {
-            Some(why) => ("reconnecting…", why.as_str()),
-            None => ("connecting…", ""),
-        };
-        app.ui.set_status(State::Connecting, text, detail);
-        let again = last_drop.is_some();
-        let why = match connect_and_chat(&app, &url, &hello, again).await {
-            Ended::NotOpened(e) => {
-                log_warn(&format!("connecting to {url} failed: {e}"));
-                failures += 1;
-                match &last_drop {
-                    Some(drop) => format!("{drop}; retry {failures}: {}", describe(&e)),
-                    None => format!("attempt {failures}: {}", describe(&e)),
-                }
+    let mut was_open = false;
+    while let Some(state) = states.next().await {
+        match state {
+            Link::Connecting { .. } => {
+                let (text, detail) = match &last_drop {
+                    Some(why) => ("reconnecting…", why.as_str()),
+                    None => ("connecting…", ""),
+                };
+                app.ui.set_status(State::Connecting, text, detail);
             }
-            Ended::Dropped { error, up_ms } => {
+            Link::Open => {
                 failures = 0;
-                if up_ms >= STABLE_AFTER_MS {
-                    backoff.reset();
+                app.ui.set_status(State::Open, "connected", "");
+                if let Some(conn) = client.conn() {
+                    app.ui.set_extensions(conn.extensions());
                 }
-                log_warn(&format!("connection ended: {error}"));
-                let why = describe(&error);
-                app.ui.add_notice(&format!("Disconnected ({why})."));
-                last_drop = Some(why.clone());
-                why
+                if last_drop.is_some() {
+                    app.ui.add_notice("Reconnected.");
+                }
+                was_open = true;
             }
-        };
-        app.ui.set_online(None);
-        let delay = backoff.next_delay_ms(js_sys::Math::random());
-        if let Err(e) = countdown(&app.ui, delay, &why).await {
-            log_error(&e);
-            app.ui.set_status(State::Failed, "cannot reconnect", &e);
-            return;
+            Link::Disconnected { error, retry_in } => {
+                app.ui.set_online(None);
+                let why = if std::mem::take(&mut was_open) {
+                    log_warn(&format!("connection ended: {error}"));
+                    let why = describe(&error);
+                    app.ui.add_notice(&format!("Disconnected ({why})."));
+                    last_drop = Some(why.clone());
+                    why
+                } else {
+                    log_warn(&format!("connecting failed: {error}"));
+                    failures += 1;
+                    match &last_drop {
+                        Some(drop) => format!("{drop}; retry {failures}: {}", describe(&error)),
+                        None => format!("attempt {failures}: {}", describe(&error)),
+                    }
+                };
+                if let Err(e) = countdown(&app.ui, retry_in.as_secs_f64() * 1000.0, &why).await {
+                    log_error(&e);
+                    app.ui.set_status(State::Failed, "cannot reconnect", &e);
+                    return;
+                }
+            }
+            Link::Closed { error } => {
+                let why = error.as_ref().map(describe).unwrap_or_default();
+                log_error(&format!("the client stopped: {why}"));
+                app.ui
+                    .set_status(State::Failed, "disconnected for good", &why);
+                return;
+            }
+            // A state added in a later isosock: nothing to show.
+            _ => {}
         }
     }
 }
 
-/// How a connection attempt ended.
-enum Ended {
-    /// The dial failed.
-    NotOpened(Error),
-    /// The connection opened, then ended with `error` after `up_ms` milliseconds.
-    Dropped { error: Error, up_ms: f64 },
-}
-
-/// Dials, sends `hello`, and shows messages until the connection ends; `again` when a
-/// connection had been open before.
-async fn connect_and_chat(app: &App, url: &str, hello: &str, again: bool) -> Ended {
-    let opts = DialOptions::new().timeout(DIAL_TIMEOUT);
-    let conn = match dial(url, &opts).await {
-        Ok((conn, _response)) => Rc::new(conn),
-        Err(e) => return Ended::NotOpened(e),
-    };
-    let opened = js_sys::Date::now();
-    let up_ms = || js_sys::Date::now() - opened;
-    if let Err(error) = conn.write(Message::text(hello)).await {
-        return Ended::Dropped {
-            error,
-            up_ms: up_ms(),
-        };
-    }
-    *app.conn.borrow_mut() = Some(conn.clone());
-    app.ui.set_status(State::Open, "connected", "");
-    app.ui.set_extensions(conn.extensions());
-    if again {
-        app.ui.add_notice("Reconnected.");
-    }
-    let error = loop {
-        match conn.read().await {
+/// Shows the messages of every connection, in order, until the client stops.
+async fn show_messages(app: Rc<App>, client: Rc<Reconnecting>) {
+    loop {
+        match client.read().await {
             Ok(Message::Text(text)) => app.receive(&text),
             Ok(Message::Binary(b)) => {
                 log_warn(&format!("ignored a {}-byte binary message", b.len()))
             }
-            Err(e) => break e,
+            Err(e) => {
+                log_warn(&format!("no more messages: {e}"));
+                return;
+            }
         }
-    };
-    app.conn.borrow_mut().take();
-    Ended::Dropped {
-        error,
-        up_ms: up_ms(),
     }
 }
 
