@@ -135,7 +135,20 @@ struct Inner {
 pub const HTTP_BODY_PREFIX: usize = 1024;
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+    /// Makes an error of `kind` with `message` (no close frame, HTTP status or source), for
+    /// code built on isosock that reports its own failures in isosock's error type: a
+    /// framework hook's send before a connection exists, a protocol layer's refusal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isosock::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Unsupported, "no connection during server rendering");
+    /// assert_eq!(err.kind(), ErrorKind::Unsupported);
+    /// assert!(err.to_string().contains("server rendering"));
+    /// ```
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
             inner: Arc::new(Inner {
                 kind,

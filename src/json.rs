@@ -47,7 +47,17 @@ use crate::message::Message;
 /// Cancel-safe, as [`Conn::read`]: decoding happens after the message was taken, within one
 /// poll.
 pub async fn read<T: DeserializeOwned>(conn: &Conn) -> Result<T> {
-    let msg = conn.read().await?;
+    decode(&conn.read().await?)
+}
+
+/// Decodes a message as JSON into a `T`: what [`read()`] does with the message it read, for
+/// messages that come from elsewhere ([`Reconnecting::read`](crate::Reconnecting::read), a
+/// framework hook's latest message).
+///
+/// # Errors
+///
+/// [`ErrorKind::Decode`] when the message is not JSON for `T`, as for [`read()`].
+pub fn decode<T: DeserializeOwned>(msg: &Message) -> Result<T> {
     serde_json::from_slice(msg.as_bytes()).map_err(|e| {
         let kind = match msg {
             Message::Text(_) => "text",
@@ -82,12 +92,23 @@ pub async fn read<T: DeserializeOwned>(conn: &Conn) -> Result<T> {
 ///
 /// As [`Conn::write`]: the message is sent whole or not at all.
 pub async fn write<T: Serialize + ?Sized>(conn: &Conn, value: &T) -> Result<()> {
-    let text = serde_json::to_string(value).map_err(|e| {
-        Error::with_source(
-            ErrorKind::InvalidArgument,
-            format!("cannot encode a {} as JSON: {e}", type_name::<T>()),
-            e,
-        )
-    })?;
-    conn.write(Message::Text(text)).await
+    conn.write(encode(value)?).await
+}
+
+/// Encodes `value` as one JSON text message: what [`write()`] sends, for writers other than a
+/// [`Conn`] ([`Reconnecting::write`](crate::Reconnecting::write), a framework hook's send).
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidArgument`] when `value` cannot be encoded as JSON, as for [`write()`].
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Message> {
+    serde_json::to_string(value)
+        .map(Message::Text)
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::InvalidArgument,
+                format!("cannot encode a {} as JSON: {e}", type_name::<T>()),
+                e,
+            )
+        })
 }
