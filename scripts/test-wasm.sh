@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/wasm, and the library's wasm unit and doc tests) in headless
-# Chromium, Firefox ESR and WebKitGTK (Safari's engine), against the native echo server: each
-# through wasm-bindgen-test-runner (`cargo test`) and through `wasm-pack test`.
+# Runs the browser tests (tests/wasm, and the library's wasm unit and doc tests; the framework
+# hooks' tests in crates/) in headless Chromium, Firefox ESR and WebKitGTK (Safari's engine),
+# against the native echo server: through wasm-bindgen-test-runner (`cargo test`), and
+# tests/wasm also through `wasm-pack test`.
 #
 # Needs what the set-up script installs (wasm32 target, wasm-bindgen-cli matching the crate's
 # wasm-bindgen, chromium + chromedriver, firefox-esr + geckodriver, WebKitWebDriver + Xvfb);
@@ -29,24 +30,39 @@ export ISOSOCK_ECHO_URL="$url"
 for tool in chromedriver geckodriver firefox-esr WebKitWebDriver xvfb-run; do
     command -v "$tool" >/dev/null || { echo "test-wasm.sh: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
+# The framework hooks' browser tests (crates/), run with the library's when no arguments narrow
+# the run.
+HOOKS=(-p isosock-leptos)
 for engine in $(tr ',' ' ' <<<"${ISOSOCK_BROWSERS:-chromium,firefox,webkit}"); do
     case "$engine" in
         chromium)
             echo "test-wasm.sh: Chromium ($(chromium --version 2>/dev/null | tail -1))"
             cargo test --target wasm32-unknown-unknown --all-features "$@"
-            [ $# -gt 0 ] || wasm-pack test --headless --chrome --mode no-install . --test wasm --all-features
+            if [ $# -eq 0 ]; then
+                cargo test --target wasm32-unknown-unknown --all-features "${HOOKS[@]}"
+                wasm-pack test --headless --chrome --mode no-install . --test wasm --all-features
+            fi
             ;;
         firefox)
             echo "test-wasm.sh: Firefox ($(firefox-esr --version 2>/dev/null | tail -1))"
-            GECKODRIVER="$(command -v geckodriver)" cargo test --target wasm32-unknown-unknown --all-features "$@"
-            [ $# -gt 0 ] || wasm-pack test --headless --firefox --mode no-install . --test wasm --all-features
+            export GECKODRIVER="$(command -v geckodriver)"
+            cargo test --target wasm32-unknown-unknown --all-features "$@"
+            if [ $# -eq 0 ]; then
+                cargo test --target wasm32-unknown-unknown --all-features "${HOOKS[@]}"
+                wasm-pack test --headless --firefox --mode no-install . --test wasm --all-features
+            fi
+            unset GECKODRIVER
             ;;
         webkit)
             echo "test-wasm.sh: WebKitGTK $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null) (MiniBrowser under Xvfb)"
-            SAFARIDRIVER="$(command -v WebKitWebDriver)" xvfb-run -a \
-                cargo test --target wasm32-unknown-unknown --all-features "$@"
-            [ $# -gt 0 ] || xvfb-run -a wasm-pack test --headless --safari \
-                --safaridriver "$(command -v WebKitWebDriver)" --mode no-install . --test wasm --all-features
+            export SAFARIDRIVER="$(command -v WebKitWebDriver)"
+            xvfb-run -a cargo test --target wasm32-unknown-unknown --all-features "$@"
+            if [ $# -eq 0 ]; then
+                xvfb-run -a cargo test --target wasm32-unknown-unknown --all-features "${HOOKS[@]}"
+                xvfb-run -a wasm-pack test --headless --safari \
+                    --safaridriver "$SAFARIDRIVER" --mode no-install . --test wasm --all-features
+            fi
+            unset SAFARIDRIVER
             ;;
         *) echo "test-wasm.sh: unknown engine '$engine' (chromium, firefox, webkit)" >&2; exit 1 ;;
     esac

@@ -42,6 +42,17 @@ cargo clippy --quiet -p isosock-js -p isosock-chat-client -p isosock-chat-protoc
   -p isosock-leptos-chat -p isosock-yew-chat -p isosock-chat-cli \
   --target wasm32-unknown-unknown -- -D warnings
 
+step "the framework hooks (crates/): clippy native and wasm32 with and without features, docs, native doc tests"
+for f in "" "--all-features"; do
+  # shellcheck disable=SC2086
+  cargo clippy --quiet -p isosock-leptos --all-targets $f -- -D warnings
+  # shellcheck disable=SC2086
+  cargo clippy --quiet -p isosock-leptos --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
+done
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p isosock-leptos --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p isosock-leptos --all-features --target wasm32-unknown-unknown
+cargo test --quiet -p isosock-leptos --all-features
+
 step "clippy, native, the chat examples' protocol crate and CLI client"
 cargo clippy --quiet -p isosock-chat-protocol -p isosock-chat-cli --all-targets -- -D warnings
 
@@ -66,7 +77,7 @@ cargo test --no-default-features --lib --test native
 step "Autobahn|Testsuite, client and server mode, both engines, against autobahn/expected*.json"
 ./scripts/autobahn.sh
 
-step "browser tests (headless Chromium, Firefox ESR, then WebKitGTK under Xvfb)"
+step "browser tests, library and framework hooks (headless Chromium, Firefox ESR, then WebKitGTK under Xvfb)"
 ./scripts/test-wasm.sh
 
 step "npm package: packed tarball in Node.js, tsc on its types, in Chromium, Firefox and WebKitGTK, bundled by Vite"

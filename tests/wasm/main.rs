@@ -1,4 +1,4 @@
-//! Browser tests (headless Chromium): the shared scenarios of tests/common plus browser-only cases (permessage-deflate negotiated by the browser, writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
+//! Browser tests (Chromium, Firefox ESR and WebKitGTK, scripts/test-wasm.sh): the shared scenarios of tests/common plus browser-only cases (permessage-deflate negotiated by the browser, writer buffering, read limit after the full read, close-code mapping, backpressure, bounded and cancelled writes, inbound bound, dial drop and timeout, memory over many connections, `Send`).
 #![cfg(target_arch = "wasm32")]
 #![allow(unreachable_pub, missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

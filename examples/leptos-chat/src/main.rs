@@ -1,15 +1,18 @@
-//! The chat demo as a Leptos page: isosock's `dial`, `read` and `write` in the browser, the
-//! shared `isosock-chat-protocol` messages, and Leptos signals for the view.
+//! The chat demo as a Leptos page: isosock's Leptos hook (`isosock-leptos`, a reconnecting
+//! client with reactive state), the shared `isosock-chat-protocol` messages, and Leptos
+//! signals for the view.
 //!
 //! Build: `scripts/build-examples.sh` (into `target/examples-web/leptos`). Run:
 //! `cargo run --example chat_server --features hyper -- 8080 target/examples-web/leptos`, then
 //! open <http://127.0.0.1:8080/>. The page connects to `/ws` on its own origin.
 //!
-//! After joining, one connection loop runs for the page's lifetime: dial, send `hello`, show
-//! messages until the connection ends, wait (250 ms doubling to 5 s; back to 250 ms after a
-//! connection that worked), dial again. `#status` carries the state in `data-state` (`idle`,
-//! `connecting`, `open`, `reconnecting`, `failed`) for tests and styles; the markup matches
-//! `www/index.html`, so the demo's `style.css` applies.
+//! Joining mounts the `Room` component, whose `use_websocket` hook connects for the page's
+//! lifetime: its `on_open` sends `hello` first on every connection, its `on_message` shows
+//! every message, and its state signal drives the status line and the notices; isosock's
+//! `Reconnecting` waits a jittered delay between attempts (250 ms doubling to 5 s; back to
+//! 250 ms after a connection that stayed up 10 s). `#status` carries the state in
+//! `data-state` (`idle`, `connecting`, `open`, `reconnecting`, `failed`) for tests and styles;
+//! the markup matches `www/index.html`, so the demo's `style.css` applies.
 
 // Browser only: natively there is nothing to run.
 #[cfg(not(target_arch = "wasm32"))]
@@ -24,19 +27,22 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 mod app {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use isosock::{dial, Conn, DialOptions, Error, ErrorKind, Message};
+    use isosock::reconnect::State as Link;
+    use isosock::{DialOptions, Error, ErrorKind, Message, ReconnectOptions};
     use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
+    use isosock_leptos::{use_websocket, UseWebSocket, UseWebSocketOptions};
     use leptos::prelude::*;
     use leptos::task::spawn_local;
 
-    /// Limit for one dial, so a black-holed attempt does not stall the loop for 30 s.
-    const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-    /// First and longest wait before reconnecting, in milliseconds.
-    const BACKOFF_MIN_MS: u32 = 250;
-    const BACKOFF_MAX_MS: u32 = 5_000;
+    /// Limit for one attempt (dial and hello), so a black-holed attempt does not stall 30 s.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// First and longest wait before reconnecting (before jitter).
+    const BACKOFF_MIN: Duration = Duration::from_millis(250);
+    const BACKOFF_MAX: Duration = Duration::from_secs(5);
+    /// A connection that stayed up this long resets the backoff.
+    const STABLE_AFTER: Duration = Duration::from_secs(10);
     /// Most entries the message list keeps; older ones are dropped.
     const MAX_ENTRIES: usize = 500;
 
@@ -94,7 +100,7 @@ mod app {
     }
 
     /// The page's state. Every field is a `Copy` handle into Leptos's arena, so the view's
-    /// closures and the connection loop each hold a copy.
+    /// closures and the hook's callbacks each hold a copy.
     #[derive(Debug, Clone, Copy)]
     struct Chat {
         /// The nickname, once joined.
@@ -104,8 +110,8 @@ mod app {
         online: RwSignal<Option<u32>>,
         entries: RwSignal<Vec<Entry>>,
         next_id: StoredValue<u64>,
-        /// The open, greeted connection: what the send form writes to.
-        conn: StoredValue<Option<Arc<Conn>>>,
+        /// The room's WebSocket hook, once joined: what the send form writes to.
+        ws: StoredValue<Option<UseWebSocket>>,
         /// The two text inputs.
         nick_input: RwSignal<String>,
         text_input: RwSignal<String>,
@@ -123,7 +129,7 @@ mod app {
                 online: RwSignal::new(None),
                 entries: RwSignal::new(Vec::new()),
                 next_id: StoredValue::new(0),
-                conn: StoredValue::new(None),
+                ws: StoredValue::new(None),
                 nick_input: RwSignal::new(String::new()),
                 text_input: RwSignal::new(String::new()),
             }
@@ -147,7 +153,7 @@ mod app {
             });
         }
 
-        /// The join form: takes the nickname and starts the connection loop, once.
+        /// The join form: takes the nickname, once; the view then mounts the `Room`.
         fn join(self) {
             if self.me.get_untracked().is_some() {
                 return;
@@ -157,8 +163,7 @@ mod app {
                 self.nick_input.set(String::new());
                 return;
             };
-            self.me.set(Some(nick.clone()));
-            spawn_local(run(self, nick));
+            self.me.set(Some(nick));
         }
 
         /// The send form: writes one `say` on the open connection.
@@ -167,11 +172,14 @@ mod app {
             if text.is_empty() {
                 return;
             }
-            let Some(conn) = self.conn.get_value() else {
-                self.push(EntryKind::Notice(
-                    "Not connected: your message is still in the box.".to_owned(),
-                ));
-                return;
+            let ws = match self.ws.get_value() {
+                Some(ws) if ws.state.with_untracked(|s| matches!(s, Link::Open)) => ws,
+                _ => {
+                    self.push(EntryKind::Notice(
+                        "Not connected: your message is still in the box.".to_owned(),
+                    ));
+                    return;
+                }
             };
             let json = match serde_json::to_string(&ClientMsg::Say { text: text.clone() }) {
                 Ok(json) => json,
@@ -182,7 +190,7 @@ mod app {
             };
             self.text_input.set(String::new());
             spawn_local(async move {
-                if let Err(e) = conn.write(Message::text(json)).await {
+                if let Err(e) = ws.send(Message::text(json)).await {
                     self.push(EntryKind::Notice(format!(
                         "Not sent ({}): {text}",
                         describe(&e)
@@ -208,81 +216,88 @@ mod app {
         }
     }
 
-    /// The connection loop: connect, chat until the connection ends, wait, connect again.
-    async fn run(chat: Chat, nick: String) {
+    /// The room: mounted once joined, it holds the page's WebSocket hook for the page's
+    /// lifetime and turns its state into the status line and notices. It renders nothing.
+    #[component]
+    fn Room(chat: Chat, nick: String) -> impl IntoView {
         let location = window().location();
         let url = match (location.protocol(), location.host()) {
             (Ok(scheme), Ok(host)) => protocol::ws_url(&scheme, &host),
             _ => Err("cannot read this page's location".to_owned()),
         };
-        let url = match url {
-            Ok(url) => url,
-            Err(e) => return chat.set_status(State::Failed, "cannot connect", e),
-        };
         // Encoded once, sent again on every connection: the server knows a client by its hello.
-        let hello = match serde_json::to_string(&ClientMsg::Hello { nick }) {
-            Ok(json) => json,
-            Err(e) => return chat.set_status(State::Failed, "cannot connect", e.to_string()),
-        };
-        let opts = DialOptions::new().timeout(DIAL_TIMEOUT);
-        let mut delay_ms = BACKOFF_MIN_MS;
-        // Why the last open connection ended: set once one did.
-        let mut dropped: Option<String> = None;
-        loop {
-            let text = if dropped.is_some() {
-                "reconnecting…"
-            } else {
-                "connecting…"
-            };
-            chat.set_status(State::Connecting, text, dropped.clone().unwrap_or_default());
-            let why = match dial(&url, &opts).await {
-                Err(e) => describe(&e),
-                Ok((conn, _response)) => {
-                    let (why, worked) =
-                        chat_on(chat, Arc::new(conn), &hello, dropped.is_some()).await;
-                    if worked {
-                        delay_ms = BACKOFF_MIN_MS;
-                    }
-                    chat.push(EntryKind::Notice(format!("Disconnected ({why}).")));
-                    dropped = Some(why.clone());
-                    why
-                }
-            };
-            chat.online.set(None);
-            chat.set_status(
-                State::Reconnecting,
-                format!("reconnecting in {:.1} s", f64::from(delay_ms) / 1000.0),
-                why,
-            );
-            gloo_timers::future::TimeoutFuture::new(delay_ms).await;
-            delay_ms = (delay_ms * 2).min(BACKOFF_MAX_MS);
-        }
-    }
-
-    /// Greets the server on `conn` and shows its messages until the connection ends. Returns
-    /// why it ended, and whether the server answered at all (a connection that worked).
-    async fn chat_on(chat: Chat, conn: Arc<Conn>, hello: &str, again: bool) -> (String, bool) {
-        if let Err(e) = conn.write(Message::text(hello)).await {
-            return (describe(&e), false);
-        }
-        chat.conn.set_value(Some(conn.clone()));
-        chat.set_status(State::Open, "connected", "");
-        if again {
-            chat.push(EntryKind::Notice("Reconnected.".to_owned()));
-        }
-        let mut worked = false;
-        let error = loop {
-            match conn.read().await {
-                Ok(Message::Text(text)) => {
-                    worked = true;
-                    chat.receive(&text);
-                }
-                Ok(Message::Binary(_)) => {}
-                Err(e) => break e,
+        let hello = serde_json::to_string(&ClientMsg::Hello { nick }).map_err(|e| e.to_string());
+        let (url, hello) = match (url, hello) {
+            (Ok(url), Ok(hello)) => (url, hello),
+            (Err(e), _) | (_, Err(e)) => {
+                chat.set_status(State::Failed, "cannot connect", e);
+                return;
             }
         };
-        chat.conn.set_value(None);
-        (describe(&error), worked)
+        let reconnect = ReconnectOptions::new(url, DialOptions::new())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .backoff(BACKOFF_MIN, BACKOFF_MAX)
+            .stable_after(STABLE_AFTER)
+            .on_open(move |conn| {
+                let hello = Message::text(hello.as_str());
+                async move {
+                    conn.write(hello).await?;
+                    Ok(())
+                }
+            });
+        let ws = use_websocket(
+            UseWebSocketOptions::new(reconnect)
+                // Every message goes to the list; the hook's own history is not needed.
+                .history(0)
+                .on_message(move |msg| match msg {
+                    Message::Text(text) => chat.receive(text),
+                    Message::Binary(_) => {}
+                }),
+        );
+        chat.ws.set_value(Some(ws));
+        // Why the last open connection ended (once one did), and whether one is open.
+        let dropped = StoredValue::new(None::<String>);
+        let was_open = StoredValue::new(false);
+        Effect::new(move |_| {
+            ws.state.with(|state| match state {
+                Link::Connecting { .. } => {
+                    let detail = dropped.get_value();
+                    let text = if detail.is_some() {
+                        "reconnecting…"
+                    } else {
+                        "connecting…"
+                    };
+                    chat.set_status(State::Connecting, text, detail.unwrap_or_default());
+                }
+                Link::Open => {
+                    chat.set_status(State::Open, "connected", "");
+                    if dropped.with_value(Option::is_some) {
+                        chat.push(EntryKind::Notice("Reconnected.".to_owned()));
+                    }
+                    was_open.set_value(true);
+                }
+                Link::Disconnected { error, retry_in } => {
+                    chat.online.set(None);
+                    let why = describe(error);
+                    if was_open.get_value() {
+                        was_open.set_value(false);
+                        chat.push(EntryKind::Notice(format!("Disconnected ({why}).")));
+                        dropped.set_value(Some(why.clone()));
+                    }
+                    chat.set_status(
+                        State::Reconnecting,
+                        format!("reconnecting in {:.1} s", retry_in.as_secs_f64()),
+                        why,
+                    );
+                }
+                Link::Closed { error } => {
+                    let why = error.as_ref().map(describe).unwrap_or_default();
+                    chat.set_status(State::Failed, "disconnected for good", why);
+                }
+                // A state added in a later isosock: nothing to show.
+                _ => {}
+            });
+        });
     }
 
     /// Why a connection ended or could not open, in a few words: close code first, then reason.
@@ -419,6 +434,8 @@ mod app {
                         </form>
                     </section>
                 </main>
+
+                {move || chat.me.get().map(|nick| view! { <Room chat=chat nick=nick /> })}
 
                 <footer class="foot">
                     "Served by " <code>"examples/chat_server.rs"</code> " · page in "
