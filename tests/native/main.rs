@@ -13,6 +13,9 @@
 )]
 
 #[cfg(feature = "hyper")]
+#[path = "../../examples/axum_chat.rs"]
+mod axum_chat;
+#[cfg(feature = "hyper")]
 #[path = "../../examples/chat_server.rs"]
 mod chat_server;
 #[path = "../common/mod.rs"]
@@ -23,6 +26,8 @@ mod echo_server;
 mod accept;
 #[cfg(feature = "tungstenite")]
 mod adopt;
+#[cfg(feature = "hyper")]
+mod axum_app;
 mod conformance;
 mod examples_load;
 mod extreme_values;
