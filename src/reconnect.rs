@@ -849,7 +849,11 @@ async fn greet(
         Either::Left((Ok(()), _)) => Ok(()),
         Either::Left((Err(e), _)) => Err(match e.downcast::<Error>() {
             Ok(e) => *e,
-            Err(e) => Error::with_source(ErrorKind::Connect, "the on_open hook failed", e),
+            Err(e) => Error::with_source(
+                ErrorKind::Connect,
+                format!("the on_open hook failed: {e}"),
+                e,
+            ),
         }),
         Either::Right(_) => Err(Error::new(
             ErrorKind::Timeout,

@@ -18,6 +18,8 @@
 //! library end up in every downstream wasm binary.
 #![cfg(target_arch = "wasm32")]
 
+mod reconnect;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,12 +185,7 @@ impl Conn {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn close(&self, code: Option<f64>, reason: Option<String>) -> Promise {
         let conn = self.inner.clone();
-        let code = match code {
-            None => Ok(StatusCode::NORMAL_CLOSURE),
-            Some(c) => integer(c, "code", u64::from(u16::MAX))
-                .and_then(|c| u16::try_from(c).map_err(|_| invalid_argument("code is too large")))
-                .map(StatusCode::from),
-        };
+        let code = close_code(code);
         future_to_promise(async move {
             conn.close(code?, reason.as_deref().unwrap_or(""))
                 .await
@@ -290,6 +287,17 @@ impl MessageIterator {
     )]
     pub fn finish(&self) -> Promise {
         Promise::resolve(&step(JsValue::UNDEFINED, true))
+    }
+}
+
+/// A close code from JavaScript: 1000 when left out, else an integer up to 65535 (which codes
+/// may be sent is checked by the library).
+fn close_code(code: Option<f64>) -> Result<StatusCode, JsValue> {
+    match code {
+        None => Ok(StatusCode::NORMAL_CLOSURE),
+        Some(c) => integer(c, "code", u64::from(u16::MAX))
+            .and_then(|c| u16::try_from(c).map_err(|_| invalid_argument("code is too large")))
+            .map(StatusCode::from),
     }
 }
 

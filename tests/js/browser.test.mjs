@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { ENGINE_NAMES, PAGE_ERROR_COLLECTOR, engines, openPage } from "./browsers.mjs";
-import { echoUrl, installTarball, jsonLike, records, serveDirectory } from "./helpers.mjs";
+import { echoUrl, installTarball, jsonLike, records, serveDirectory, startEchoServer } from "./helpers.mjs";
 
 const T = { timeout: 60_000 };
 let dir;
@@ -26,9 +26,10 @@ const PAGE = `<!doctype html>
 { "imports": { "isosock": "./node_modules/isosock/isosock.js" } }
 </script>
 <script type="module">
-import init, { Conn } from "isosock";
+import init, { Conn, ReconnectingConn } from "isosock";
 await init();
 window.Conn = Conn;
+window.ReconnectingConn = ReconnectingConn;
 document.body.dataset.ready = "yes";
 </script>
 </head>
@@ -223,6 +224,56 @@ function suite(engine) {
     // is the browser's own report, not an error of the page.
     const unexpected = (await page.errors()).filter((p) => !REFUSED_LOG[engine]?.test(p));
     assert.deepEqual(unexpected, []);
+  });
+
+  it(`ReconnectingConn says hello again after its server is killed and restarted (${NAME})`, T, async () => {
+    // A page of its own: the browser logs the dropped and refused sockets as errors, which
+    // the page-errors check above must not see.
+    let echo = await startEchoServer();
+    const other = await openPage(engine);
+    try {
+      await other.goto(`http://127.0.0.1:${server.address().port}/index.html`);
+      await other.waitForFunction(() => document.body?.dataset.ready === "yes");
+      await other.evaluate((url) => {
+        window.states = [];
+        window.texts = [];
+        let hellos = 0;
+        window.rc = ReconnectingConn.start(url, {
+          initialDelayMs: 50,
+          maxDelayMs: 300,
+          onOpen: async (conn) => {
+            hellos += 1;
+            await conn.write(`hello ${hellos}`);
+          },
+          onState: (state) => window.states.push(state.type),
+        });
+        (async () => {
+          for await (const msg of window.rc) window.texts.push(msg.data);
+          window.texts.push("<end>");
+        })();
+      }, echo.url);
+      await other.waitForFunction(() => window.texts.includes("hello 1"));
+      const port = echo.port;
+      await echo.kill();
+      await other.waitForFunction(() => window.states.includes("disconnected"));
+      echo = await startEchoServer(port);
+      await other.waitForFunction(() => window.texts.includes("hello 2"));
+      const got = await other.evaluate(async () => {
+        await window.rc.close();
+        for (let i = 0; i < 100 && !window.texts.includes("<end>"); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return { texts: window.texts, states: window.states, state: window.rc.state.type };
+      });
+      assert.deepEqual(got.texts, ["hello 1", "hello 2", "<end>"]);
+      assert.equal(got.states.filter((s) => s === "open").length, 2, got.states.join(" "));
+      assert.equal(got.state, "closed");
+      const network = /WebSocket connection to|can.t establish a connection|was interrupted/;
+      assert.deepEqual((await other.errors()).filter((e) => !network.test(e)), []);
+    } finally {
+      await other.close();
+      await echo.kill();
+    }
   });
 
   it(`sees a page's uncaught error, unhandled rejection and console.error (${NAME})`, T, async () => {

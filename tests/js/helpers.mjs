@@ -1,7 +1,7 @@
 // Helpers for the npm package tests: the packed tarball installed into a scratch project the
 // way users get it, the echo server's URL, and Node.js flags for a global WebSocket. The
 // browsers are in browsers.mjs.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -138,5 +138,65 @@ export function serveDirectory(root) {
       res.end(readFileSync(file));
     });
     srv.listen(0, "127.0.0.1", () => resolve(srv));
+  });
+}
+
+/**
+ * Starts a private echo server (examples/echo_server.rs, built by scripts/test-js.sh) on
+ * 127.0.0.1:`port` (0: a free one), for tests that kill and restart their server. Resolves
+ * with `{ port, url, kill() }` once it listens; retries for up to 10 s while the port is still
+ * taken (a restart on the same port). `kill()` sends SIGKILL: no close frames, like a crash.
+ */
+export async function startEchoServer(port = 0) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await startEchoServerOnce(port, deadline);
+    } catch (err) {
+      if (!/in use/i.test(err.message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function startEchoServerOnce(port, deadline) {
+  const bin = join(ROOT, "target", "debug", "examples", "echo_server");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run these tests through scripts/test-js.sh`);
+  const proc = spawn(bin, [String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve(code ?? signal)));
+  const server = {
+    port: null,
+    url: null,
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await within(5_000, exited, "echo server exit");
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const fail = (err) => {
+      clearTimeout(timer);
+      server.kill().then(() => reject(err), () => reject(err));
+    };
+    const timer = setTimeout(
+      () => fail(new Error(`the echo server printed no address in time:\n${output}`)),
+      Math.max(0, deadline - Date.now()),
+    );
+    const onData = (chunk) => {
+      output += chunk;
+      const m = /^listening on (ws:\/\/127\.0\.0\.1:(\d+))$/m.exec(output);
+      if (m && server.port === null) {
+        clearTimeout(timer);
+        server.url = m[1];
+        server.port = Number(m[2]);
+        resolve(server);
+      }
+    };
+    proc.stdout.setEncoding("utf8").on("data", onData);
+    proc.stderr.setEncoding("utf8").on("data", onData);
+    proc.once("error", fail);
+    exited.then((status) => {
+      if (server.port === null) fail(new Error(`the echo server exited (${status}) before listening:\n${output}`));
+    });
   });
 }

@@ -1,7 +1,16 @@
 // Type-checks a consumer of the isosock package's declarations (tsc --noEmit, strict). Each
 // `@ts-expect-error` line is misuse the declarations must reject: if they were loose (`any`),
 // tsc would report the directive as unused and fail.
-import init, { Conn, type DialOptions, type ErrorKind, type IsosockError, type Message } from "isosock";
+import init, {
+  Conn,
+  ReconnectingConn,
+  type DialOptions,
+  type ErrorKind,
+  type IsosockError,
+  type Message,
+  type ReconnectOptions,
+  type ReconnectState,
+} from "isosock";
 
 async function main(url: string): Promise<void> {
   await init();
@@ -70,3 +79,38 @@ async function main(url: string): Promise<void> {
 }
 
 void main;
+
+async function reconnecting(url: string): Promise<void> {
+  const options: ReconnectOptions = {
+    subprotocols: ["chat.v1"],
+    connectTimeoutMs: 5000,
+    initialDelayMs: 250,
+    maxDelayMs: 5000,
+    finalCodes: [4001],
+    queueWhileOffline: 10,
+    onOpen: async (conn: Conn) => {
+      await conn.write("hello");
+    },
+    onState: (state: ReconnectState) => {
+      if (state.type === "disconnected") {
+        const ms: number = state.retryInMs;
+        const kind: ErrorKind = state.error.kind;
+        void ms, kind;
+      }
+    },
+  };
+  // @ts-expect-error: Conn.dial's timeoutMs is connectTimeoutMs here
+  const wrong: ReconnectOptions = { timeoutMs: 10 };
+  void wrong;
+  const rc: ReconnectingConn = ReconnectingConn.start(url, options);
+  await rc.write("hi");
+  const msg: Message = await rc.read();
+  void msg;
+  const state: ReconnectState = rc.state;
+  void state;
+  const open: Conn | undefined = rc.conn;
+  void open;
+  for await (const m of rc) void m;
+  await rc.close(1000, "bye");
+}
+void reconnecting;
