@@ -315,6 +315,49 @@ pub enum State {
     },
 }
 
+/// A state in a few words, for a status line: "connecting", "connecting (attempt 2)", "open",
+/// "reconnecting in 1.2 s (4001 bye)", "closed", "closed (1008 policy)". A peer's close shows
+/// as its code and reason; other errors as their message.
+///
+/// ```
+/// use std::time::Duration;
+/// use isosock::reconnect::State;
+///
+/// assert_eq!(State::Connecting { attempt: 3 }.to_string(), "connecting (attempt 3)");
+/// assert_eq!(State::Open.to_string(), "open");
+/// assert_eq!(State::Closed { error: None }.to_string(), "closed");
+/// ```
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// Why a connection ended: the peer's close code and reason when it sent them.
+        struct Why<'a>(&'a Error);
+        impl std::fmt::Display for Why<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.0.close_frame() {
+                    Some(frame) if frame.reason.is_empty() => write!(f, "{}", frame.code),
+                    Some(frame) => write!(f, "{} {}", frame.code, frame.reason),
+                    None => write!(f, "{}", self.0),
+                }
+            }
+        }
+        match self {
+            State::Connecting { attempt } if *attempt > 1 => {
+                write!(f, "connecting (attempt {attempt})")
+            }
+            State::Connecting { .. } => f.write_str("connecting"),
+            State::Open => f.write_str("open"),
+            State::Disconnected { error, retry_in } => write!(
+                f,
+                "reconnecting in {:.1} s ({})",
+                retry_in.as_secs_f64(),
+                Why(error)
+            ),
+            State::Closed { error: None } => f.write_str("closed"),
+            State::Closed { error: Some(error) } => write!(f, "closed ({})", Why(error)),
+        }
+    }
+}
+
 struct Inner {
     state: State,
     version: u64,

@@ -298,24 +298,10 @@ impl UseWebSocket {
     }
 
     /// The state in a few words, for a status line: "connecting (attempt 2)", "open",
-    /// "reconnecting in 1.2 s (4001 bye)", "closed (1008 policy)". Reactive.
+    /// "reconnecting in 1.2 s (4001 bye)", "closed (1008 policy)" (isosock's `Display` of
+    /// [`State`]). Reactive.
     pub fn status_text(&self) -> String {
-        self.state.with(|s| match s {
-            State::Connecting { attempt } if *attempt > 1 => {
-                format!("connecting (attempt {attempt})")
-            }
-            State::Connecting { .. } => "connecting".to_owned(),
-            State::Open => "open".to_owned(),
-            State::Disconnected { error, retry_in } => format!(
-                "reconnecting in {:.1} s ({})",
-                retry_in.as_secs_f64(),
-                why(error)
-            ),
-            State::Closed { error: None } => "closed".to_owned(),
-            State::Closed { error: Some(error) } => format!("closed ({})", why(error)),
-            // A state added in a later isosock.
-            _ => "unknown".to_owned(),
-        })
+        self.state.with(ToString::to_string)
     }
 
     /// The client itself, for what the hook does not cover (`conn()` for the open
@@ -340,14 +326,5 @@ impl UseWebSocket {
                 "the component that started this WebSocket client was unmounted",
             ),
         })
-    }
-}
-
-/// Why a connection ended, in a few words: the close code and reason when the peer sent one.
-fn why(error: &Error) -> String {
-    match error.close_frame() {
-        Some(f) if f.reason.is_empty() => f.code.to_string(),
-        Some(f) => format!("{} {}", f.code, f.reason),
-        None => error.to_string(),
     }
 }
