@@ -32,7 +32,7 @@ for tool in chromedriver geckodriver firefox-esr WebKitWebDriver xvfb-run; do
 done
 # The framework hooks' browser tests (crates/), run with the library's when no arguments narrow
 # the run.
-HOOKS=(-p isosock-leptos)
+HOOKS=(-p isosock-leptos -p isosock-yew)
 for engine in $(tr ',' ' ' <<<"${ISOSOCK_BROWSERS:-chromium,firefox,webkit}"); do
     case "$engine" in
         chromium)

@@ -43,15 +43,17 @@ cargo clippy --quiet -p isosock-js -p isosock-chat-client -p isosock-chat-protoc
   --target wasm32-unknown-unknown -- -D warnings
 
 step "the framework hooks (crates/): clippy native and wasm32 with and without features, docs, native doc tests"
-for f in "" "--all-features"; do
-  # shellcheck disable=SC2086
-  cargo clippy --quiet -p isosock-leptos --all-targets $f -- -D warnings
-  # shellcheck disable=SC2086
-  cargo clippy --quiet -p isosock-leptos --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
+for hook in isosock-leptos isosock-yew; do
+  for f in "" "--all-features"; do
+    # shellcheck disable=SC2086
+    cargo clippy --quiet -p "$hook" --all-targets $f -- -D warnings
+    # shellcheck disable=SC2086
+    cargo clippy --quiet -p "$hook" --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
+  done
+  RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p "$hook" --all-features
+  RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p "$hook" --all-features --target wasm32-unknown-unknown
+  cargo test --quiet -p "$hook" --all-features
 done
-RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p isosock-leptos --all-features
-RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p isosock-leptos --all-features --target wasm32-unknown-unknown
-cargo test --quiet -p isosock-leptos --all-features
 
 step "clippy, native, the chat examples' protocol crate and CLI client"
 cargo clippy --quiet -p isosock-chat-protocol -p isosock-chat-cli --all-targets -- -D warnings

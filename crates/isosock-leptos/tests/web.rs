@@ -165,12 +165,14 @@ async fn a_start_the_client_refuses_shows_as_closed() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
+#[cfg(feature = "json")]
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Note {
     id: u32,
     text: String,
 }
 
+#[cfg(feature = "json")]
 #[wasm_bindgen_test]
 async fn json_round_trip() {
     let (ws, _mounted) = mount(options(echo_url()).into());

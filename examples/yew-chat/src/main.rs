@@ -1,16 +1,20 @@
-//! The chat demo as a Yew page: isosock's `dial`, `read` and `write` in the browser, the
-//! shared `isosock-chat-protocol` messages, and a Yew component for the view.
+//! The chat demo as a Yew page: isosock's Yew hook (`isosock-yew`, a reconnecting client that
+//! re-renders its component), the shared `isosock-chat-protocol` messages, and a Yew component
+//! for the view.
 //!
 //! Build: `scripts/build-examples.sh` (into `target/examples-web/yew`). Run:
 //! `cargo run --example chat_server --features hyper -- 8080 target/examples-web/yew`, then
 //! open <http://127.0.0.1:8080/>. The page connects to `/ws` on its own origin.
 //!
-//! After joining, one connection loop runs for the page's lifetime: dial, send `hello`, show
-//! messages until the connection ends, wait (250 ms doubling to 5 s; back to 250 ms after a
-//! connection that worked), dial again. The loop talks to the component only through its
-//! messages ([`Scope::send_message`](yew::html::Scope::send_message)). `#status` carries the
-//! state in `data-state` (`idle`, `connecting`, `open`, `reconnecting`, `failed`) for tests
-//! and styles; the markup matches `www/index.html`, so the demo's `style.css` applies.
+//! Joining mounts the `Room` component, whose `use_websocket` hook connects for the page's
+//! lifetime: its `on_open` sends `hello` first on every connection, its `on_message` hands
+//! every message to the page, and an effect on its state drives the status line and the
+//! notices; isosock's `Reconnecting` waits a jittered delay between attempts (250 ms doubling
+//! to 5 s; back to 250 ms after a connection that stayed up 10 s). The room talks to the page
+//! only through the page's messages (a [`Callback`](yew::Callback) from its
+//! [`Scope`](yew::html::Scope)). `#status` carries the state in `data-state` (`idle`,
+//! `connecting`, `open`, `reconnecting`, `failed`) for tests and styles; the markup matches
+//! `www/index.html`, so the demo's `style.css` applies.
 
 // Browser only: natively there is nothing to run.
 #[cfg(not(target_arch = "wasm32"))]
@@ -26,21 +30,23 @@ fn main() {
 #[cfg(target_arch = "wasm32")]
 mod app {
     use std::collections::VecDeque;
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use isosock::{dial, Conn, DialOptions, Error, ErrorKind, Message};
+    use isosock::reconnect::State as Link;
+    use isosock::{DialOptions, Error, ErrorKind, Message, ReconnectOptions};
     use isosock_chat_protocol::{self as protocol, ClientMsg, ServerMsg};
+    use isosock_yew::{use_websocket, UseWebSocket, UseWebSocketOptions};
     use web_sys::HtmlInputElement;
-    use yew::html::Scope;
-    use yew::platform::{spawn_local, time::sleep};
+    use yew::platform::spawn_local;
     use yew::prelude::*;
 
-    /// Limit for one dial, so a black-holed attempt does not stall the loop for 30 s.
-    const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-    /// First and longest wait before reconnecting.
+    /// Limit for one attempt (dial and hello), so a black-holed attempt does not stall 30 s.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// First and longest wait before reconnecting (before jitter).
     const BACKOFF_MIN: Duration = Duration::from_millis(250);
     const BACKOFF_MAX: Duration = Duration::from_secs(5);
+    /// A connection that stayed up this long starts the retry delays over.
+    const STABLE_AFTER: Duration = Duration::from_secs(10);
     /// Most entries the message list keeps; older ones are dropped.
     const MAX_ENTRIES: usize = 500;
 
@@ -88,7 +94,7 @@ mod app {
         Notice(String),
     }
 
-    /// What changes the page: the user's input, and the connection loop's news.
+    /// What changes the page: the user's input, and the room's news.
     #[derive(Debug)]
     pub(crate) enum Msg {
         NickInput(String),
@@ -102,8 +108,8 @@ mod app {
         /// The room's size; `None` while not connected.
         Online(Option<u32>),
         Push(EntryKind),
-        /// The open, greeted connection, or `None` once it ended.
-        Conn(Option<Arc<Conn>>),
+        /// The room's WebSocket hook, once the room is mounted.
+        Ws(UseWebSocket),
     }
 
     /// The page.
@@ -111,6 +117,8 @@ mod app {
     pub(crate) struct App {
         /// The nickname, once joined.
         me: Option<String>,
+        /// What the `Room` connects to and greets with, once joined.
+        room: Option<RoomProps>,
         nick_input: String,
         text_input: String,
         state: State,
@@ -119,8 +127,8 @@ mod app {
         online: Option<u32>,
         entries: VecDeque<Entry>,
         next_id: u64,
-        /// What the send form writes to.
-        conn: Option<Arc<Conn>>,
+        /// The room's WebSocket hook, once joined: what the send form writes to.
+        ws: Option<UseWebSocket>,
         list: NodeRef,
     }
 
@@ -131,6 +139,7 @@ mod app {
         fn create(_ctx: &Context<Self>) -> Self {
             App {
                 me: None,
+                room: None,
                 nick_input: String::new(),
                 text_input: String::new(),
                 state: State::Idle,
@@ -139,7 +148,7 @@ mod app {
                 online: None,
                 entries: VecDeque::new(),
                 next_id: 0,
-                conn: None,
+                ws: None,
                 list: NodeRef::default(),
             }
         }
@@ -156,7 +165,7 @@ mod app {
                     match protocol::clean_nick(&self.nick_input) {
                         Some(nick) => {
                             self.me = Some(nick.clone());
-                            spawn_local(run(ctx.link().clone(), nick));
+                            self.join(ctx, nick);
                         }
                         // Only blanks: clear them so the input's `required` check explains.
                         None => self.nick_input.clear(),
@@ -171,7 +180,7 @@ mod app {
                 Msg::Received(text) => self.receive(&text),
                 Msg::Online(online) => self.online = online,
                 Msg::Push(kind) => self.push(kind),
-                Msg::Conn(conn) => self.conn = conn,
+                Msg::Ws(ws) => self.ws = Some(ws),
             }
             true
         }
@@ -274,6 +283,8 @@ mod app {
                         </section>
                     </main>
 
+                    { for self.room.clone().map(|room| html! { <Room ..room /> }) }
+
                     <footer class="foot">
                         { "Served by " }<code>{ "examples/chat_server.rs" }</code>
                         { " · page in " }<code>{ "examples/yew-chat" }</code>
@@ -284,6 +295,34 @@ mod app {
     }
 
     impl App {
+        /// The join form's second half: works out the room's URL and hello; the view then
+        /// mounts the `Room`.
+        fn join(&mut self, ctx: &Context<Self>, nick: String) {
+            let url = web_sys::window()
+                .map(|w| w.location())
+                .and_then(|l| Some((l.protocol().ok()?, l.host().ok()?)))
+                .ok_or_else(|| "cannot read this page's location".to_owned())
+                .and_then(|(scheme, host)| protocol::ws_url(&scheme, &host));
+            // Encoded once, sent again on every connection: the server knows a client by its
+            // hello.
+            let hello =
+                serde_json::to_string(&ClientMsg::Hello { nick }).map_err(|e| e.to_string());
+            match (url, hello) {
+                (Ok(url), Ok(hello)) => {
+                    self.room = Some(RoomProps {
+                        url,
+                        hello,
+                        page: ctx.link().callback(|msg: Msg| msg),
+                    });
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    self.state = State::Failed;
+                    self.status_text = "cannot connect".to_owned();
+                    self.status_detail = e;
+                }
+            }
+        }
+
         fn push(&mut self, kind: EntryKind) {
             self.entries.push_back(Entry {
                 id: self.next_id,
@@ -301,11 +340,14 @@ mod app {
             if text.is_empty() {
                 return;
             }
-            let Some(conn) = self.conn.clone() else {
-                self.push(EntryKind::Notice(
-                    "Not connected: your message is still in the box.".to_owned(),
-                ));
-                return;
+            let ws = match &self.ws {
+                Some(ws) if ws.is_open() => ws.clone(),
+                _ => {
+                    self.push(EntryKind::Notice(
+                        "Not connected: your message is still in the box.".to_owned(),
+                    ));
+                    return;
+                }
             };
             let json = match serde_json::to_string(&ClientMsg::Say { text: text.clone() }) {
                 Ok(json) => json,
@@ -317,7 +359,7 @@ mod app {
             self.text_input.clear();
             let link = ctx.link().clone();
             spawn_local(async move {
-                if let Err(e) = conn.write(Message::text(json)).await {
+                if let Err(e) = ws.send(Message::text(json)).await {
                     let notice = format!("Not sent ({}): {text}", describe(&e));
                     link.send_message(Msg::Push(EntryKind::Notice(notice)));
                 }
@@ -358,96 +400,91 @@ mod app {
         }
     }
 
-    fn set_status(link: &Scope<App>, state: State, text: impl Into<String>, detail: &str) {
-        link.send_message(Msg::Status(state, text.into(), detail.to_owned()));
+    /// What the `Room` needs: where to connect, the hello for every connection, and the
+    /// page's messages to send its news to.
+    #[derive(Debug, Clone, PartialEq, Properties)]
+    pub(crate) struct RoomProps {
+        url: String,
+        hello: String,
+        page: Callback<Msg>,
     }
 
-    /// The connection loop: connect, chat until the connection ends, wait, connect again.
-    async fn run(link: Scope<App>, nick: String) {
-        let url = web_sys::window()
-            .map(|w| w.location())
-            .and_then(|l| Some((l.protocol().ok()?, l.host().ok()?)))
-            .ok_or_else(|| "cannot read this page's location".to_owned())
-            .and_then(|(scheme, host)| protocol::ws_url(&scheme, &host));
-        let url = match url {
-            Ok(url) => url,
-            Err(e) => return set_status(&link, State::Failed, "cannot connect", &e),
-        };
-        // Encoded once, sent again on every connection: the server knows a client by its hello.
-        let hello = match serde_json::to_string(&ClientMsg::Hello { nick }) {
-            Ok(json) => json,
-            Err(e) => {
-                return set_status(&link, State::Failed, "cannot connect", &e.to_string());
-            }
-        };
-        let opts = DialOptions::new().timeout(DIAL_TIMEOUT);
-        let mut delay = BACKOFF_MIN;
-        // Why the last open connection ended: set once one did.
-        let mut dropped: Option<String> = None;
-        loop {
-            let text = if dropped.is_some() {
-                "reconnecting…"
-            } else {
-                "connecting…"
+    /// The room: mounted once joined, it holds the page's WebSocket hook for the page's
+    /// lifetime and turns its state into the status line and notices. It renders nothing.
+    #[function_component]
+    fn Room(props: &RoomProps) -> Html {
+        let page = props.page.clone();
+        let hello = props.hello.clone();
+        // Built on every render; the hook uses the first render's.
+        let reconnect = ReconnectOptions::new(props.url.clone(), DialOptions::new())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .backoff(BACKOFF_MIN, BACKOFF_MAX)
+            .stable_after(STABLE_AFTER)
+            .on_open(move |conn| {
+                let hello = Message::text(hello.as_str());
+                async move {
+                    conn.write(hello).await?;
+                    Ok(())
+                }
+            });
+        let to_page = page.clone();
+        let ws = use_websocket(
+            UseWebSocketOptions::new(reconnect)
+                // Every message goes to the list; the hook's own history is not needed.
+                .history(0)
+                .on_message(move |msg| match msg {
+                    Message::Text(text) => to_page.emit(Msg::Received(text.clone())),
+                    Message::Binary(_) => {}
+                }),
+        );
+        {
+            let (page, ws) = (page.clone(), ws.clone());
+            use_effect_with((), move |()| page.emit(Msg::Ws(ws)));
+        }
+        // Why the last open connection ended (once one did), and whether one is open.
+        let dropped = use_mut_ref(|| None::<String>);
+        let was_open = use_mut_ref(|| false);
+        use_effect_with(ws.state_changes(), move |_| {
+            let status = |state, text: &str, detail: String| {
+                page.emit(Msg::Status(state, text.to_owned(), detail));
             };
-            set_status(
-                &link,
-                State::Connecting,
-                text,
-                dropped.as_deref().unwrap_or(""),
-            );
-            let why = match dial(&url, &opts).await {
-                Err(e) => describe(&e),
-                Ok((conn, _response)) => {
-                    let (why, worked) =
-                        chat_on(&link, Arc::new(conn), &hello, dropped.is_some()).await;
-                    if worked {
-                        delay = BACKOFF_MIN;
+            match ws.state() {
+                Link::Connecting { .. } => {
+                    let detail = dropped.borrow().clone();
+                    let text = if detail.is_some() {
+                        "reconnecting…"
+                    } else {
+                        "connecting…"
+                    };
+                    status(State::Connecting, text, detail.unwrap_or_default());
+                }
+                Link::Open => {
+                    status(State::Open, "connected", String::new());
+                    if dropped.borrow().is_some() {
+                        page.emit(Msg::Push(EntryKind::Notice("Reconnected.".to_owned())));
                     }
-                    link.send_message(Msg::Push(EntryKind::Notice(format!(
-                        "Disconnected ({why})."
-                    ))));
-                    dropped = Some(why.clone());
-                    why
+                    *was_open.borrow_mut() = true;
                 }
-            };
-            link.send_message(Msg::Online(None));
-            let text = format!("reconnecting in {:.1} s", delay.as_secs_f64());
-            set_status(&link, State::Reconnecting, text, &why);
-            sleep(delay).await;
-            delay = (delay * 2).min(BACKOFF_MAX);
-        }
-    }
-
-    /// Greets the server on `conn` and hands its messages to the page until the connection
-    /// ends. Returns why it ended, and whether the server answered at all.
-    async fn chat_on(
-        link: &Scope<App>,
-        conn: Arc<Conn>,
-        hello: &str,
-        again: bool,
-    ) -> (String, bool) {
-        if let Err(e) = conn.write(Message::text(hello)).await {
-            return (describe(&e), false);
-        }
-        link.send_message(Msg::Conn(Some(conn.clone())));
-        set_status(link, State::Open, "connected", "");
-        if again {
-            link.send_message(Msg::Push(EntryKind::Notice("Reconnected.".to_owned())));
-        }
-        let mut worked = false;
-        let error = loop {
-            match conn.read().await {
-                Ok(Message::Text(text)) => {
-                    worked = true;
-                    link.send_message(Msg::Received(text));
+                Link::Disconnected { error, retry_in } => {
+                    page.emit(Msg::Online(None));
+                    let why = describe(&error);
+                    if was_open.replace(false) {
+                        let notice = format!("Disconnected ({why}).");
+                        page.emit(Msg::Push(EntryKind::Notice(notice)));
+                        *dropped.borrow_mut() = Some(why.clone());
+                    }
+                    let text = format!("reconnecting in {:.1} s", retry_in.as_secs_f64());
+                    status(State::Reconnecting, &text, why);
                 }
-                Ok(Message::Binary(_)) => {}
-                Err(e) => break e,
+                Link::Closed { error } => {
+                    let why = error.as_ref().map(describe).unwrap_or_default();
+                    status(State::Failed, "disconnected for good", why);
+                }
+                // A state added in a later isosock: nothing to show.
+                _ => {}
             }
-        };
-        link.send_message(Msg::Conn(None));
-        (describe(&error), worked)
+        });
+        Html::default()
     }
 
     /// Why a connection ended or could not open, in a few words: close code first, then reason.
