@@ -17,6 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ENGINE_NAMES, engines, openPage } from "../js/browsers.mjs";
+import { chatLine, entry, onlineIs, say, statusIs, withTimeout } from "./pages.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
@@ -57,14 +58,6 @@ after(cleanup);
 process.on("exit", () => {
   for (const server of resources.servers) server.proc.kill("SIGKILL");
 });
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Starts the chat server on 127.0.0.1:`port` (0: a free one) and resolves once it listens,
@@ -132,24 +125,8 @@ async function unexpectedErrors(page, name) {
   return (await page.errors()).filter((e) => !expected.some((re) => re.test(e))).map((e) => `${name}: ${e}`);
 }
 
-function statusIs(page, state) {
-  return page.waitForFunction((s) => document.getElementById("status")?.dataset.state === s, state);
-}
-
 function statusIsNot(page, state) {
   return page.waitForFunction((s) => document.getElementById("status")?.dataset.state !== s, state);
-}
-
-function onlineIs(page, n) {
-  return page.waitForFunction((n) => document.getElementById("online")?.dataset.count === String(n), n);
-}
-
-/** Waits for a `#messages li.notice` that contains `text`. */
-function notice(page, text) {
-  return page.waitForFunction(
-    (t) => [...document.querySelectorAll("#messages li.notice")].some((li) => li.textContent.includes(t)),
-    text,
-  );
 }
 
 /**
@@ -180,26 +157,6 @@ async function checkCompression(page, server, nick) {
   }
   assert.ok(m, `the server logged no join of ${nick}:\n${server.output()}`);
   assert.equal(m[1], DEFLATE, `the server's agreement with ${nick}`);
-}
-
-/** Waits for the message list's entry for `text` said by `nick` (marked as the page's own if `mine`). */
-function chatLine(page, nick, text, { mine = false } = {}) {
-  return page.waitForFunction(
-    ({ nick, text, mine }) =>
-      [...document.querySelectorAll("#messages li.msg")].some(
-        (li) =>
-          li.querySelector(".nick")?.textContent.includes(nick) &&
-          li.querySelector(".text")?.textContent.includes(text) &&
-          (!mine || li.classList.contains("mine")),
-      ),
-    { nick, text, mine },
-  );
-}
-
-async function say(page, text) {
-  await page.waitForFunction(() => document.getElementById("send")?.disabled === false);
-  await page.fill("#text", text);
-  await page.click("#send");
 }
 
 async function join(page, url, nick) {
@@ -266,7 +223,7 @@ async function chat(t, engine) {
     await server.kill();
     await Promise.all([statusIsNot(pages.a, "open"), statusIsNot(pages.b, "open")]);
     for (const page of [pages.a, pages.b]) {
-      await notice(page, "Disconnected (1006 connection lost)");
+      await entry(page, "notice", "Disconnected (1006 connection lost)");
       assert.equal(
         await page.evaluate(() => document.getElementById("send").disabled),
         true,
@@ -292,7 +249,7 @@ async function chat(t, engine) {
     mark("server restarted on the same port");
     await Promise.all([statusIs(pages.a, "open"), statusIs(pages.b, "open")]);
     await Promise.all([onlineIs(pages.a, 2), onlineIs(pages.b, 2)]);
-    for (const page of [pages.a, pages.b]) await notice(page, "Reconnected.");
+    for (const page of [pages.a, pages.b]) await entry(page, "notice", "Reconnected.");
     mark("both pages reconnected");
     await checkCompression(pages.a, server, "ann");
     await checkCompression(pages.b, server, "bob");

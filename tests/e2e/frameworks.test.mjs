@@ -19,6 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ENGINE_NAMES, engines, openPage } from "../js/browsers.mjs";
+import { chatLine, entry, onlineIs, say, statusIs, withTimeout } from "./pages.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
@@ -56,14 +57,6 @@ after(cleanup);
 process.on("exit", () => {
   for (const proc of resources.procs) proc.child.kill("SIGKILL");
 });
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Starts `bin` with `args` and keeps its output; `waitFor(re)` resolves with the first match in
@@ -174,37 +167,6 @@ async function unexpectedErrors(page, name, downWindow) {
     .map((e) => `${name}: ${e}`);
 }
 
-function statusIs(page, state) {
-  return page.waitForFunction((s) => document.getElementById("status")?.dataset.state === s, state);
-}
-
-function onlineIs(page, n) {
-  return page.waitForFunction((n) => document.getElementById("online")?.dataset.count === String(n), n);
-}
-
-/** Waits for a `#messages li.<kind>` that contains `text`. */
-function entry(page, kind, text) {
-  return page.waitForFunction(
-    ({ kind, text }) =>
-      [...document.querySelectorAll(`#messages li.${kind}`)].some((li) => li.textContent.includes(text)),
-    { kind, text },
-  );
-}
-
-/** Waits for the message list's entry for `text` said by `nick` (marked as the page's own if `mine`). */
-function chatLine(page, nick, text, { mine = false } = {}) {
-  return page.waitForFunction(
-    ({ nick, text, mine }) =>
-      [...document.querySelectorAll("#messages li.msg")].some(
-        (li) =>
-          li.querySelector(".nick")?.textContent.includes(nick) &&
-          li.querySelector(".text")?.textContent.includes(text) &&
-          (!mine || li.classList.contains("mine")),
-      ),
-    { nick, text, mine },
-  );
-}
-
 async function join(page, url, nick) {
   await page.goto(url);
   // `idle` is set by the wasm app once it runs: the page loaded and mounted.
@@ -235,12 +197,6 @@ async function restartServer({ server, port }, dir, page) {
   await entry(page, "notice", "Reconnected.");
   await onlineIs(page, 1);
   return { restarted, downWindow: [from, to] };
-}
-
-async function say(page, text) {
-  await page.waitForFunction(() => document.getElementById("send")?.disabled === false);
-  await page.fill("#text", text);
-  await page.click("#send");
 }
 
 /** Runs `body` with a diagnostics helper; on failure keeps screenshots and process output. */
