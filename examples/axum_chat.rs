@@ -104,6 +104,13 @@ mod native {
     pub fn app(room: Room) -> Router {
         Router::new()
             .route("/", get(|| async { Html(INDEX) }))
+            .merge(chat_routes(room))
+    }
+
+    /// The chat's WebSocket route alone (`/ws`), to merge into any app's `Router`: the Leptos
+    /// example's server (`examples/leptos-chat`) mounts it beside its rendered page.
+    pub fn chat_routes(room: Room) -> Router {
+        Router::new()
             .route(protocol::WS_PATH, get(chat))
             .with_state(room)
     }

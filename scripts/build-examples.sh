@@ -2,8 +2,13 @@
 # Builds the chat demo's framework frontends (examples/leptos-chat, examples/yew-chat; Rust ->
 # wasm32) with the size-optimized `wasm-release` profile, generates their JS glue with
 # wasm-bindgen (--target web), and assembles each page in target/examples-web/<name>/:
-# index.html, style.css (the demo's, www/style.css) and pkg/. Serve a page with
-#   cargo run --example chat_server --features hyper -- 8080 target/examples-web/leptos
+# style.css (the demo's, www/style.css), pkg/, and for Yew index.html. The Yew page is
+# rendered in the browser; serve it with
+#   cargo run --example chat_server --features hyper -- 8080 target/examples-web/yew
+# The Leptos page is rendered on the server and hydrated in the browser: its wasm is the
+# library built with `--features hydrate`, and its server (target/debug/isosock-leptos-chat,
+# built here with `--features ssr`) renders the page from the same components:
+#   target/debug/isosock-leptos-chat 8080 target/examples-web/leptos
 #
 # Usage: scripts/build-examples.sh [leptos] [yew]     (default: both)
 #
@@ -13,7 +18,7 @@
 #
 # Needs: the wasm32-unknown-unknown target and wasm-bindgen-cli of exactly the version in
 # Cargo.lock (scripts/setup.sh installs both). A cold build takes minutes on 2 cores (Leptos
-# most); both crates build in one cargo run, so they share the common dependencies.
+# most, and it builds twice: for the page and for the server).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,10 +49,17 @@ if [ "$have" != "$want" ]; then
   exit 1
 fi
 
-packages=()
-for name in "${names[@]}"; do packages+=(-p "isosock-$name-chat"); done
-cargo build --quiet --manifest-path "$root/Cargo.toml" "${packages[@]}" \
-  --target wasm32-unknown-unknown --profile wasm-release
+build=(cargo build --quiet --manifest-path "$root/Cargo.toml")
+for name in "${names[@]}"; do
+  case $name in
+    leptos)
+      "${build[@]}" -p isosock-leptos-chat --lib --features hydrate \
+        --target wasm32-unknown-unknown --profile wasm-release
+      "${build[@]}" -p isosock-leptos-chat --bin isosock-leptos-chat --features ssr
+      ;;
+    yew) "${build[@]}" -p isosock-yew-chat --target wasm32-unknown-unknown --profile wasm-release ;;
+  esac
+done
 
 # Names and producer info only cost bytes in a page.
 flags=(--target web --no-typescript --remove-name-section --remove-producers-section)
@@ -55,15 +67,20 @@ css=$root/www/style.css
 mkdir -p "$web"
 
 for name in "${names[@]}"; do
-  wasm=$target_dir/wasm32-unknown-unknown/wasm-release/isosock-$name-chat.wasm
-  html=$root/examples/$name-chat/index.html
+  case $name in
+    # The library (cdylib) for hydration; the server renders the HTML.
+    leptos) wasm=$target_dir/wasm32-unknown-unknown/wasm-release/isosock_leptos_chat.wasm html= ;;
+    yew) wasm=$target_dir/wasm32-unknown-unknown/wasm-release/isosock-yew-chat.wasm
+      html=$root/examples/yew-chat/index.html ;;
+  esac
   out=$web/$name
   module=${name}_chat
   stamp=$out/.build-stamp
-  sums=$(cat "$wasm" "$html" "$css" | cksum | awk '{ print $1 "-" $2 }')
+  sums=$(cat "$wasm" ${html:+"$html"} "$css" | cksum | awk '{ print $1 "-" $2 }')
   key="$sums wasm-bindgen-$have ${flags[*]} --out-name $module"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -f "$out/pkg/${module}_bg.wasm" ] &&
-    [ -f "$out/pkg/$module.js" ] && [ -f "$out/index.html" ] && [ -f "$out/style.css" ]; then
+    [ -f "$out/pkg/$module.js" ] && { [ -z "$html" ] || [ -f "$out/index.html" ]; } &&
+    [ -f "$out/style.css" ]; then
     echo "build-examples: $out is up to date"
     continue
   fi
@@ -72,7 +89,7 @@ for name in "${names[@]}"; do
   tmp=$(mktemp -d "$web/.$name.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   wasm-bindgen "${flags[@]}" --out-name "$module" --out-dir "$tmp/pkg" "$wasm"
-  cp "$html" "$tmp/index.html"
+  if [ -n "$html" ]; then cp "$html" "$tmp/index.html"; fi
   cp "$css" "$tmp/style.css"
   echo "$key" >"$tmp/.build-stamp"
   rm -rf "$out.old"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The framework examples' end-to-end test: builds the Leptos and Yew pages
-# (scripts/build-examples.sh), the chat server and the native chat-cli once, then runs
-# tests/e2e/frameworks.test.mjs (node --test): the Leptos page and chat-cli chat through the
-# server; the Yew page connects; both reconnect after a server restart. Each test runs in three
+# The framework examples' end-to-end test: builds the Leptos page and its rendering server and
+# the Yew page (scripts/build-examples.sh), the chat server and the native chat-cli once, then
+# runs tests/e2e/frameworks.test.mjs (node --test): the Leptos server renders the page, the
+# browser hydrates it, and it chats with chat-cli through that server; the Yew page connects;
+# both reconnect after a server restart. Each test runs in three
 # browser engines (tests/js/browsers.mjs): headless Chromium (Debian's, through
 # playwright-core), headless Firefox ESR (geckodriver) and WebKitGTK's MiniBrowser
 # (WebKitWebDriver, on an Xvfb display the test starts), the last two through

@@ -37,10 +37,14 @@ for f in "${FEATURE_SETS[@]}"; do
   cargo clippy --quiet --target wasm32-unknown-unknown --lib --tests $f -- -D warnings
 done
 
-step "clippy, wasm32-unknown-unknown, the npm bindings, the chat clients (www/, Leptos, Yew)"
+step "clippy: the npm bindings and the chat clients (www/, Leptos page and its SSR server, Yew)"
 cargo clippy --quiet -p isosock-js -p isosock-chat-client -p isosock-chat-protocol \
-  -p isosock-leptos-chat -p isosock-yew-chat -p isosock-chat-cli \
+  -p isosock-yew-chat -p isosock-chat-cli \
   --target wasm32-unknown-unknown -- -D warnings
+# The Leptos chat's two builds: the hydrating page (wasm) and its rendering server (native).
+cargo clippy --quiet -p isosock-leptos-chat --lib --features hydrate \
+  --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --quiet -p isosock-leptos-chat --all-targets --features ssr -- -D warnings
 
 step "the framework hooks (crates/): clippy native and wasm32 with and without features, docs, native doc tests"
 for hook in isosock-leptos isosock-yew; do

@@ -1,12 +1,14 @@
 // The chat demo's framework frontends end to end, in each browser engine of
 // tests/js/browsers.mjs (headless Chromium through playwright-core; Firefox ESR and WebKitGTK
 // through their WebDriver servers and selenium-webdriver; ISOSOCK_BROWSERS picks them): the
-// Leptos page and the native chat-cli chat with each other through examples/chat_server.rs; the
-// Yew page loads, connects and hears its own message; both pages reconnect after the server
-// restarts.
+// Leptos page, rendered by its own axum server (examples/leptos-chat, feature `ssr`) and
+// hydrated in the browser, and the native chat-cli chat with each other through that server;
+// the Yew page, served by examples/chat_server.rs, loads, connects and hears its own message;
+// both pages reconnect after their server restarts.
 //
 // Builds nothing: scripts/test-examples.sh builds target/examples-web/{leptos,yew},
-// target/debug/examples/chat_server and target/debug/chat-cli first; missing builds fail it.
+// target/debug/isosock-leptos-chat, target/debug/examples/chat_server and target/debug/chat-cli
+// first; missing builds fail it.
 // Loopback only; every wait is bounded; servers, CLI clients and browsers are killed at the end,
 // pass or fail. Screenshots go to tests/artifacts/ (frameworks-<page>-<engine>.png).
 
@@ -24,6 +26,7 @@ import { chatLine, entry, onlineIs, say, statusIs, withTimeout } from "./pages.m
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
 const serverBin = path.join(targetDir, "debug", "examples", "chat_server");
+const leptosBin = path.join(targetDir, "debug", "isosock-leptos-chat");
 const cliBin = path.join(targetDir, "debug", "chat-cli");
 const webDir = (name) => path.join(targetDir, "examples-web", name);
 const wasmOf = (name) => path.join(webDir(name), "pkg", `${name}_chat_bg.wasm`);
@@ -34,7 +37,7 @@ const WAIT_MS = 20_000;
 /** Each test as a whole. */
 const TEST_TIMEOUT_MS = 120_000;
 
-const needed = [serverBin, cliBin, wasmOf("leptos"), wasmOf("yew")];
+const needed = [serverBin, leptosBin, cliBin, wasmOf("leptos"), wasmOf("yew")];
 const missing = needed.filter((file) => !existsSync(file));
 if (missing.length > 0) {
   // Fail loudly rather than skip: a test that cannot run is a failure.
@@ -116,17 +119,27 @@ function start(name, bin, args) {
   return proc;
 }
 
+/** Each page's server: the chat server with the Yew build, the Leptos page's own SSR server. */
+const SERVERS = {
+  yew: { name: "chat server", bin: serverBin, dir: webDir("yew") },
+  leptos: { name: "leptos chat server", bin: leptosBin, dir: webDir("leptos") },
+};
+
 /**
- * Starts the chat server on `port` (0: a free one), serving `dir`; resolves with it and its page
- * URL. Retries briefly while the port is still taken (a restart on the same port).
+ * Starts the page's server (SERVERS[page]) on `port` (0: a free one); resolves with it and its
+ * page URL. Retries briefly while the port is still taken (a restart on the same port).
  */
-async function startServer(dir, port = 0) {
+async function startServer(page, port = 0) {
+  const { name, bin, dir } = SERVERS[page];
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
-    const server = start("chat server", serverBin, [String(port), dir]);
+    const server = start(name, bin, [String(port), dir]);
     try {
-      const [, bound] = await server.waitFor(/^chat server on http:\/\/127\.0\.0\.1:(\d+)\//m, "its address");
-      return { server, port: Number(bound), url: `http://127.0.0.1:${bound}/` };
+      const [, bound] = await server.waitFor(
+        new RegExp(`^${name} on http://127\\.0\\.0\\.1:(\\d+)/`, "m"),
+        "its address",
+      );
+      return { server, port: Number(bound), url: `http://127.0.0.1:${bound}/`, page };
     } catch (err) {
       await server.kill();
       if (!/in use/i.test(server.stderr) || Date.now() > deadline) throw err;
@@ -169,7 +182,8 @@ async function unexpectedErrors(page, name, downWindow) {
 
 async function join(page, url, nick) {
   await page.goto(url);
-  // `idle` is set by the wasm app once it runs: the page loaded and mounted.
+  // `idle` is set by the wasm app once it runs: the page loaded and mounted (Yew) or hydrated
+  // (Leptos, whose server renders `loading`).
   await statusIs(page, "idle");
   await page.fill("#nick", nick);
   await page.click("#join-button");
@@ -177,11 +191,11 @@ async function join(page, url, nick) {
 }
 
 /**
- * Kills the page's server without a close handshake and starts it again on the same port,
- * serving `dir`: the page notices the drop, retries, and comes back by itself. Returns the
- * restarted server and the window of the page's error list that the down time covers.
+ * Kills the page's server without a close handshake and starts it again on the same port: the
+ * page notices the drop, retries, and comes back by itself. Returns the restarted server and the
+ * window of the page's error list that the down time covers.
  */
-async function restartServer({ server, port }, dir, page) {
+async function restartServer({ server, port, page: kind }, page) {
   const from = (await page.errors()).length;
   await server.kill();
   await entry(page, "notice", "Disconnected (1006 connection lost)");
@@ -190,7 +204,7 @@ async function restartServer({ server, port }, dir, page) {
     true,
     "send is disabled while down",
   );
-  const restarted = await startServer(dir, port);
+  const restarted = await startServer(kind, port);
   assert.equal(restarted.port, port);
   await statusIs(page, "open");
   const to = (await page.errors()).length;
@@ -230,19 +244,43 @@ for (const engine of engines()) {
   const NAME = ENGINE_NAMES[engine];
 
   test(
-    `the Leptos page and the native chat-cli chat through the server (${NAME})`,
+    `the Leptos page, rendered on its server and hydrated, chats with the native chat-cli (${NAME})`,
     { timeout: TEST_TIMEOUT_MS, skip },
     (t) =>
       scenario(t, "frameworks-leptos", engine, async ({ mark, pages, shot }) => {
-        const started = await startServer(webDir("leptos"));
+        const started = await startServer("leptos");
         const { url, port } = started;
-        mark(`chat server on ${url}, serving the Leptos build`);
+        mark(`the Leptos page's server on ${url}`);
+
+        // The server renders the page from the components the wasm hydrates: the whole
+        // markup is in the HTML, waiting for the wasm (`loading`, join disabled), and the
+        // hydration script loads the page's wasm.
+        const response = await withTimeout(fetch(url), WAIT_MS, "GET /");
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
+        const html = await response.text();
+        for (const part of [
+          /^<!DOCTYPE html><html lang="en">/,
+          /<h1>isosock chat · Leptos<\/h1>/,
+          /<div id="status" role="status" data-state="loading" class="status">/,
+          /<span id="status-text">loading…<\/span>/,
+          /<form id="join" class="join card">/,
+          /<button id="join-button" type="submit" disabled>Join<\/button>/,
+          /<ol id="messages" aria-label="Messages" class="messages">/,
+          /import\(`\$\{root\}\/\$\{pkg_path\}\/\$\{output_name\}\.js`\)/,
+          /\("", "pkg", "leptos_chat", "leptos_chat_bg", false\)/,
+        ]) {
+          assert.match(html, part, "the server-rendered page");
+        }
+        mark(`GET / rendered the page on the server (${html.length} bytes)`);
+
         const page = await newPage(engine);
         pages.push(page);
-
         await join(page, url, "ann");
         await onlineIs(page, 1);
-        mark(`the Leptos page joined as ann (${page.version})`);
+        // Hydration took over the server's nodes: one app, not a second one mounted beside it.
+        assert.equal(await page.evaluate(() => document.querySelectorAll(".app, h1, #status").length), 3);
+        mark(`the hydrated Leptos page joined as ann (${page.version})`);
 
         const cli = start("chat-cli", cliBin, [`ws://127.0.0.1:${port}/ws`, "cli"]);
         await cli.waitFor(/^\* cli joined \(2 online\)$/m, "its own join");
@@ -283,7 +321,7 @@ for (const engine of engines()) {
         await onlineIs(page, 1);
         mark("chat-cli left with 1000 at end of input; the page saw it");
 
-        const { downWindow } = await restartServer(started, webDir("leptos"), page);
+        const { downWindow } = await restartServer(started, page);
         await say(page, "back again");
         await chatLine(page, "ann", "back again");
         mark("the server restarted; the page reconnected by itself and chats again");
@@ -299,7 +337,7 @@ for (const engine of engines()) {
     { timeout: TEST_TIMEOUT_MS, skip },
     (t) =>
       scenario(t, "frameworks-yew", engine, async ({ mark, pages, shot }) => {
-        const started = await startServer(webDir("yew"));
+        const started = await startServer("yew");
         const { url } = started;
         mark(`chat server on ${url}, serving the Yew build`);
         const page = await newPage(engine);
@@ -319,7 +357,7 @@ for (const engine of engines()) {
         );
         mark("its message came back from the server");
 
-        const { downWindow } = await restartServer(started, webDir("yew"), page);
+        const { downWindow } = await restartServer(started, page);
         await say(page, "back again");
         await chatLine(page, "yan", "back again");
         mark("the server restarted; the page reconnected by itself and chats again");
