@@ -136,7 +136,7 @@ pub(crate) trait FrameSink {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::native::{accept, rt, Conn, DialExtras, ResponseExtras};
+pub(crate) use crate::native::{accept, rt, Conn, DialExtras, ProxySetting, ResponseExtras};
 
 #[cfg(all(target_arch = "wasm32", any(target_os = "unknown", target_os = "none")))]
 pub(crate) use crate::wasm::{rt, Conn, DialExtras, ResponseExtras};

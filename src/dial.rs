@@ -255,6 +255,56 @@ impl DialOptions {
         self
     }
 
+    /// Dials through this proxy, whatever the environment says: `http://host:port` (HTTP
+    /// `CONNECT`), `socks5://host:port` (SOCKS5, the server's name resolved here) or
+    /// `socks5h://host:port` (SOCKS5, the name resolved by the proxy), with optional
+    /// percent-encoded `user:password@` (Basic for HTTP, RFC 1929 for SOCKS5). Default port:
+    /// 80 for `http://`, 1080 for SOCKS. `wss://` runs TLS to the server inside the tunnel, so
+    /// the proxy sees only the server's name and encrypted bytes.
+    ///
+    /// Without this call, the dial reads the proxy from the environment (`https_proxy`,
+    /// `http_proxy`, `all_proxy`, `no_proxy`, as curl does); see the crate docs' "Proxies".
+    /// [`no_proxy`](Self::no_proxy) turns both off. The URL is checked when dialing: one that
+    /// is not usable (another scheme, `https://`, a bad port) fails with
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument); a proxy that
+    /// cannot be reached or refuses the tunnel, with
+    /// [`ErrorKind::Proxy`](crate::ErrorKind::Proxy). The dial's
+    /// [`timeout`](Self::timeout) covers the proxy's part too.
+    ///
+    /// # Platform notes
+    ///
+    /// Native only: the browser uses the proxy its user configured and tells pages nothing
+    /// about it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isosock::DialOptions;
+    ///
+    /// let opts = DialOptions::new().proxy("http://alice:s3cret@proxy.internal:3128");
+    /// // The password stays out of logs.
+    /// assert!(!format!("{opts:?}").contains("s3cret"));
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.extras.proxy = backend::ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Dials directly, ignoring the proxy environment variables (and any earlier
+    /// [`proxy`](Self::proxy) call).
+    ///
+    /// # Platform notes
+    ///
+    /// Native only, like [`proxy`](Self::proxy).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+    pub fn no_proxy(mut self) -> Self {
+        self.extras.proxy = backend::ProxySetting::Direct;
+        self
+    }
+
     /// Uses this rustls client configuration for `wss://` instead of the default one.
     ///
     /// The default trusts the Mozilla roots (feature `webpki-roots`, on by default) and, with

@@ -66,6 +66,13 @@ pub enum ErrorKind {
     /// A received message could not be decoded into the requested type (the `json` and
     /// `protobuf` helpers); the message was consumed and the connection stays open.
     Decode,
+    /// The proxy the dial went through could not be reached or would not open the tunnel: an
+    /// HTTP proxy answered `CONNECT` with something other than 2xx ([`Error::http_status`]
+    /// has the status; on 407 the message names the `Proxy-Authenticate` challenge), a SOCKS5
+    /// proxy replied with a failure or refused the credentials, or the proxy broke the
+    /// protocol. The message names the proxy, credentials left out. Native only: the browser
+    /// does its own proxying and never reports it.
+    Proxy,
 }
 
 impl ErrorKind {
@@ -85,6 +92,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol violation",
             ErrorKind::Unsupported => "unsupported environment",
             ErrorKind::Decode => "message could not be decoded",
+            ErrorKind::Proxy => "proxy failed",
         }
     }
 }
@@ -184,6 +192,16 @@ impl Error {
         e
     }
 
+    /// A proxy that would not open the tunnel, with the HTTP status of its refusal if any.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn proxy(message: String, status: Option<u16>) -> Self {
+        let mut e = Error::new(ErrorKind::Proxy, message);
+        if let (Some(inner), Some(status)) = (Arc::get_mut(&mut e.inner), status) {
+            inner.http = Some((status, Bytes::new()));
+        }
+        e
+    }
+
     /// A refused upgrade: the HTTP status and the first bytes of the body (the browser never
     /// shows them, so natively only).
     #[cfg(not(target_arch = "wasm32"))]
@@ -213,7 +231,8 @@ impl Error {
         self.inner.close.as_ref()
     }
 
-    /// Returns the HTTP status of a refused opening handshake (kind [`ErrorKind::Handshake`]).
+    /// Returns the HTTP status of a refused opening handshake (kind [`ErrorKind::Handshake`]),
+    /// or of an HTTP proxy's refusal to open the tunnel (kind [`ErrorKind::Proxy`]).
     ///
     /// Always `None` in the browser, which hides the status from scripts.
     pub fn http_status(&self) -> Option<u16> {

@@ -72,7 +72,8 @@
 //! | limit | default | set with |
 //! | --- | --- | --- |
 //! | read limit (largest message read) | 32 KiB | [`DialOptions::read_limit`], `AcceptOptions::read_limit`, [`Conn::set_read_limit`] |
-//! | dial timeout (DNS + TCP + TLS + upgrade) | 30 s | [`DialOptions::timeout`] |
+//! | dial timeout (DNS + TCP + proxy + TLS + upgrade) | 30 s | [`DialOptions::timeout`] |
+//! | proxy's `CONNECT` answer head (native) | 16 KiB | fixed |
 //! | close handshake, each half | 5 s | [`DialOptions::close_timeout`], `AcceptOptions::close_timeout` |
 //! | upgrade request head read by `accept` | 16 KiB, 64 headers, 10 s | `AcceptOptions::handshake_timeout` |
 //! | streaming writer frame size (native) | 16 KiB | fixed |
@@ -87,6 +88,50 @@
 //! | [`ByteStream`] message per write | 16 KiB | [`ByteStream::max_message_size`] |
 //! | [`Reconnecting`] read-ahead; offline queue | 16 messages; off | [`ReconnectOptions::read_ahead`], [`ReconnectOptions::queue_while_offline`] |
 //! | `server` open connections; message rate | 10,000; unlimited | `ServerOptions` |
+//!
+//! ## Proxies (native)
+//!
+//! A native dial goes through an HTTP proxy (`CONNECT`) or a SOCKS5 proxy when one is set,
+//! for `ws://` and `wss://` alike; for `wss://` TLS runs to the server inside the tunnel, so
+//! the proxy sees the server's name and encrypted bytes only. `DialOptions::proxy` sets one
+//! (`http://`, `socks5://` with the name resolved here, `socks5h://` with the name resolved
+//! by the proxy; credentials as percent-encoded `user:password@`), and
+//! `DialOptions::no_proxy` dials directly. Without either, **the environment decides, as
+//! for curl**: environments that need a proxy (offices, CI runners, containers) already set
+//! these variables, and a WebSocket client that ignored them would fail where `curl` and the
+//! HTTP client beside it work. coder/websocket (through Go's `http.Client`) and
+//! reqwest-websocket read them too.
+//!
+//! - `wss://` uses `https_proxy`, else `HTTPS_PROXY`; `ws://` uses `http_proxy`, else
+//!   `HTTP_PROXY` (ignored when `REQUEST_METHOD` is set, in a CGI program, where it could come
+//!   from a request's `Proxy:` header); both then fall back to `all_proxy`, else
+//!   `ALL_PROXY`. The lower-case name wins; an empty value counts as unset.
+//! - `no_proxy`, else `NO_PROXY`, lists hosts to reach directly, separated by commas or
+//!   spaces: `*` alone matches every host; a name matches itself and every name under it (a
+//!   leading `.` changes nothing); an IP address or CIDR block (`10.0.0.0/8`, `fd00::/8`)
+//!   matches an IP host inside it. Loopback is proxied unless listed, as in curl: list
+//!   `localhost,127.0.0.1,::1` to keep local servers direct.
+//! - A value that is not a usable proxy URL fails the dial with
+//!   [`ErrorKind::InvalidArgument`] naming the variable, rather than being skipped.
+//!
+//! Failures of the proxy itself are [`ErrorKind::Proxy`], naming the proxy (credentials left
+//! out) and where it came from: unreachable; an HTTP status other than 2xx
+//! ([`Error::http_status`]; a 407's `Proxy-Authenticate` challenge in the message); a SOCKS5
+//! failure reply or refused credentials. The dial's [`timeout`](DialOptions::timeout) covers
+//! the proxy's part, and dropping the dial's future closes the connection to the proxy.
+//! TLS to the proxy itself (`https://` proxy URLs), SOCKS4 and proxy auto-configuration
+//! (PAC) are not supported.
+//!
+//! ```no_run
+//! # #[cfg(not(target_arch = "wasm32"))]
+//! # async fn demo() -> isosock::Result<()> {
+//! use isosock::{dial, DialOptions};
+//!
+//! // Through a SOCKS5 proxy that resolves the server's name itself (Tor, ssh -D).
+//! let opts = DialOptions::new().proxy("socks5h://127.0.0.1:9050");
+//! let (conn, _) = dial("wss://example.com/feed", &opts).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! ## Platform differences
 //!
@@ -108,6 +153,10 @@
 //! - **HTTP headers and TLS settings on dial** (`DialOptions::header`,
 //!   `DialOptions::tls_config`, `Response::headers`): native only; the browser API has
 //!   none. Carry a browser's credentials in a subprotocol or the query string.
+//! - **Proxies** (`DialOptions::proxy`, `DialOptions::no_proxy`, the proxy environment
+//!   variables): native only. A page goes through whatever proxy its browser is configured
+//!   with, and is told nothing about it; [`ErrorKind::Proxy`] exists on every target but only
+//!   a native dial reports it.
 //! - **Streaming writer** ([`Conn::writer`]): natively a frame goes out per 16 KiB; in the
 //!   browser the message is buffered in memory and sent whole on finish.
 //! - **Read limit**: natively enforced while frames arrive (a frame header that claims too

@@ -17,6 +17,7 @@ use super::frame::Role;
 use super::handshake::{derive_accept_key, generate_key};
 use super::http1::{has_token, read_head, HeadReadError};
 use super::io::Transport;
+use super::proxy::{self, Proxy, ProxySetting};
 use super::{Conn, Negotiated, Settings};
 use crate::compression::{Compression, CompressionOptions};
 use crate::dial::{DialOptions, Response, WsUrl};
@@ -37,6 +38,8 @@ pub(crate) struct DialExtras {
     pub(crate) compression_set: bool,
     /// The engine that carries the frames (`DialOptions::engine`).
     pub(crate) engine: crate::Engine,
+    /// The proxy to dial through (`DialOptions::proxy`, `no_proxy`; the environment's by default).
+    pub(crate) proxy: ProxySetting,
 }
 
 impl Default for DialExtras {
@@ -51,6 +54,7 @@ impl Default for DialExtras {
             },
             compression_set: false,
             engine: crate::Engine::default(),
+            proxy: ProxySetting::Env,
         }
     }
 }
@@ -62,7 +66,8 @@ impl DialExtras {
         d.field("headers", &crate::redact::Headers::pairs(&self.headers))
             .field("tls_config", &self.tls_config.is_some())
             .field("compression", &self.compression)
-            .field("engine", &self.engine);
+            .field("engine", &self.engine)
+            .field("proxy", &self.proxy);
     }
 }
 
@@ -102,17 +107,30 @@ const RESERVED_HEADERS: &[&str] = &[
 
 pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
     compression_mode(&opts.extras)?;
+    let (_, host, _) = target(url)?;
+    let proxy = proxy::choose(&opts.extras.proxy, url.secure, bare(&host))?;
     let limit = opts.timeout;
-    match tokio::time::timeout(limit, dial_inner(url, opts)).await {
+    match tokio::time::timeout(limit, dial_inner(url, opts, proxy.as_ref())).await {
         Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "the connection to {} was not open within {limit:?}",
-                crate::redact::url(url.full)
-            ),
-        )),
+        Err(_) => {
+            let through = match &proxy {
+                Some(p) => format!(" through the proxy {}", p.shown),
+                None => String::new(),
+            };
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the connection to {}{through} was not open within {limit:?}",
+                    crate::redact::url(url.full)
+                ),
+            ))
+        }
     }
+}
+
+/// A URL's host as sockets, rustls and proxies want it: IPv6 literals without brackets.
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The request URI, host and port a URL dials.
@@ -134,7 +152,11 @@ pub(crate) fn target(url: &WsUrl<'_>) -> Result<(http::Uri, String, u16)> {
     Ok((uri, host, port))
 }
 
-async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
+async fn dial_inner(
+    url: &WsUrl<'_>,
+    opts: &DialOptions,
+    proxy: Option<&Proxy>,
+) -> Result<(Conn, Response)> {
     let (uri, host, port) = target(url)?;
     let mut extra = HeaderMap::new();
     if !opts.subprotocols.is_empty() {
@@ -158,20 +180,20 @@ async fn dial_inner(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Respon
         extra.append(hname, hvalue);
     }
 
-    // rustls and `TcpStream::connect` want IPv6 literals without brackets.
-    let bare_host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let tcp = TcpStream::connect((bare_host.as_str(), port))
-        .await
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Connect,
-                format!("could not connect to {host}:{port}"),
-                e,
-            )
-        })?;
+    let bare_host = bare(&host).to_owned();
+    let tcp = match proxy {
+        // The tunnel carries the same bytes a direct connection would, TLS included.
+        Some(proxy) => proxy.connect(&bare_host, port).await?,
+        None => TcpStream::connect((bare_host.as_str(), port))
+            .await
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Connect,
+                    format!("could not connect to {host}:{port}"),
+                    e,
+                )
+            })?,
+    };
     let _ = tcp.set_nodelay(true);
     let mut transport = if url.secure {
         let config = match &opts.extras.tls_config {

@@ -12,6 +12,7 @@ pub(crate) mod handshake;
 mod http1;
 pub(crate) mod io;
 mod pings;
+pub(crate) mod proxy;
 pub(crate) mod rt;
 #[cfg(feature = "tungstenite")]
 mod tungstenite;
@@ -19,3 +20,4 @@ mod tungstenite;
 pub(crate) use conn::Conn;
 pub(crate) use dial::{DialExtras, ResponseExtras};
 pub(crate) use engine::{Negotiated, Settings};
+pub(crate) use proxy::ProxySetting;
