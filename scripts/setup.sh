@@ -58,6 +58,13 @@ if ! command -v WebKitWebDriver >/dev/null || ! command -v xvfb-run >/dev/null; 
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends webkit2gtk-driver xvfb xauth
 else echo "present: $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null)"; fi
 
+say "tinyproxy and microsocks (real HTTP CONNECT and SOCKS5 proxies for the proxy tests)"
+if ! command -v tinyproxy >/dev/null || ! command -v microsocks >/dev/null; then
+  $SUDO apt-get update -qq
+  # tinyproxy-bin: the binary without the system service the `tinyproxy` package starts.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends tinyproxy-bin microsocks
+else echo "present: $(tinyproxy -v 2>/dev/null | head -1), microsocks $(dpkg-query -W -f '${Version}' microsocks 2>/dev/null)"; fi
+
 say "Node.js and npm"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq

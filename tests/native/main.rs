@@ -35,6 +35,7 @@ mod hardening;
 #[cfg(feature = "hyper")]
 mod hyper_service;
 mod misc;
+mod proxy;
 mod scenarios;
 mod security;
 mod server;

@@ -14,7 +14,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Starts a TLS echo server for `names`; returns its port and the certificate to trust.
-async fn tls_echo_server(names: &[&str]) -> (u16, CertificateDer<'static>) {
+pub async fn tls_echo_server(names: &[&str]) -> (u16, CertificateDer<'static>) {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let ck = rcgen::generate_simple_self_signed(names).expect("self-signed certificate");
     let cert = ck.cert.der().clone();
@@ -44,7 +44,7 @@ async fn tls_echo_server(names: &[&str]) -> (u16, CertificateDer<'static>) {
     (port, cert)
 }
 
-fn trusting(cert: CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+pub fn trusting(cert: CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).expect("add root");
     Arc::new(
