@@ -40,6 +40,17 @@ pub async fn client_handshake(
     crate::native::dial::handshake_for_fuzzing(response, offered).await
 }
 
+/// Opens a tunnel through a proxy (`http://`, `socks5://` or `socks5h://` URL, with or
+/// without credentials) to `host:port`, the proxy answering with `reply` and then EOF.
+pub async fn proxy_tunnel(
+    proxy_url: &str,
+    reply: &[u8],
+    host: &str,
+    port: u16,
+) -> Result<(), crate::ErrorKind> {
+    crate::native::proxy::tunnel_for_fuzzing(proxy_url, reply, host, port).await
+}
+
 /// Parses a frame header as a server (`server`) or client would, with `limit`; on success
 /// returns `(fin, opcode bits, masked, payload length, header length)`.
 pub fn parse_frame_header(
