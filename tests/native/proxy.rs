@@ -194,6 +194,14 @@ async fn dial_err(url: &str, opts: &DialOptions) -> isosock::Error {
     }
 }
 
+/// The port of a `ws://host:port/...` URL.
+fn port_of(url: &str) -> &str {
+    url.split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .expect("a URL with a port")
+}
+
 /// A `wss://localhost` echo server and the options that trust its certificate.
 async fn wss_origin(opts: DialOptions) -> (String, DialOptions) {
     let (port, cert) = tls_echo_server(&["localhost"]).await;
@@ -213,27 +221,28 @@ async fn http_connect_proxy_carries_ws_and_wss() {
         conn.close(StatusCode::NORMAL_CLOSURE, "")
             .await
             .expect("close");
+        // The tunnel is below the engine: the tokio-tungstenite engine goes through it too.
+        #[cfg(feature = "tungstenite")]
+        {
+            let tungstenite = opts.clone().engine(isosock::Engine::Tungstenite);
+            let conn = echo_through(&url, &tungstenite).await;
+            conn.close(StatusCode::NORMAL_CLOSURE, "")
+                .await
+                .expect("close");
+        }
         let (wss, wss_opts) = wss_origin(opts).await;
         let conn = echo_through(&wss, &wss_opts).await;
         conn.close(StatusCode::NORMAL_CLOSURE, "")
             .await
             .expect("close");
 
-        let ws_port = url
-            .split(':')
-            .nth(2)
-            .and_then(|p| p.split('/').next())
-            .expect("port");
-        let wss_port = wss
-            .split(':')
-            .nth(2)
-            .and_then(|p| p.split('/').next())
-            .expect("port");
+        let (ws_port, wss_port) = (port_of(&url), port_of(&wss));
         let log = proxy.log();
-        assert!(
-            log.contains(&format!("CONNECT 127.0.0.1:{ws_port} ")),
-            "{log}"
-        );
+        let tunnels = if cfg!(feature = "tungstenite") { 2 } else { 1 };
+        let seen = log
+            .matches(&format!("CONNECT 127.0.0.1:{ws_port} "))
+            .count();
+        assert_eq!(seen, tunnels, "{log}");
         assert!(
             log.contains(&format!("CONNECT localhost:{wss_port} ")),
             "{log}"
@@ -505,12 +514,7 @@ async fn the_environment_picks_the_proxy_as_curl_does() {
     bounded(async {
         let proxy = tinyproxy(None, None).await;
         let url = echo_url().await;
-        let port = url
-            .split(':')
-            .nth(2)
-            .and_then(|p| p.split('/').next())
-            .expect("port")
-            .to_owned();
+        let port = port_of(&url);
         let via = format!("http://127.0.0.1:{}", proxy.port);
         let dead = format!("http://127.0.0.1:{}", free_port());
         let tunnels = |log: String| log.matches(&format!("CONNECT 127.0.0.1:{port} ")).count();
