@@ -37,11 +37,19 @@ impl fmt::Debug for ProxySetting {
         match self {
             ProxySetting::Env => f.write_str("Env"),
             ProxySetting::Direct => f.write_str("Direct"),
-            ProxySetting::Url(url) => f
-                .debug_tuple("Url")
-                .field(&crate::redact::url(url))
-                .finish(),
+            ProxySetting::Url(url) => f.debug_tuple("Url").field(&redacted(url)).finish(),
         }
+    }
+}
+
+/// A proxy URL with its credentials replaced by `…`. A URL without a scheme, which curl
+/// reads as `http://`, is shown with it, so its credentials are found too.
+fn redacted(url: &str) -> String {
+    let url = url.trim();
+    if url.contains("://") {
+        crate::redact::url(url).into_owned()
+    } else {
+        crate::redact::url(&format!("http://{url}")).into_owned()
     }
 }
 
@@ -86,17 +94,15 @@ impl Proxy {
     /// the error.
     pub(crate) fn parse(url: &str, source: &str) -> Result<Proxy> {
         let url = url.trim();
-        let shown = crate::redact::url(url).into_owned();
+        let shown = redacted(url);
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::InvalidArgument,
                 format!("proxy {shown:?} ({source}): {why}"),
             )
         };
-        let (scheme, rest) = match url.split_once("://") {
-            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-            None => ("http".to_owned(), url),
-        };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        let scheme = scheme.to_ascii_lowercase();
         let (scheme, default_port) = match scheme.as_str() {
             "http" => (Scheme::Http, 80),
             "socks5" => (Scheme::Socks5, 1080),
@@ -610,8 +616,12 @@ mod tests {
         assert_eq!(p.auth, Some(("us@er".to_owned(), "p:ss".to_owned())));
         assert_eq!(p.shown, "http://…@proxy:8080 (from test)");
         assert!(!format!("{p:?}").contains("p:ss"));
-        let setting = ProxySetting::Url("socks5://u:secret@h".into());
-        assert!(!format!("{setting:?}").contains("secret"));
+        let bare = Proxy::parse("alice:secret@proxy:3128", "https_proxy").expect("valid");
+        assert_eq!(bare.shown, "http://…@proxy:3128 (from https_proxy)");
+        for url in ["socks5://u:secret@h", "u:secret@h:1"] {
+            let setting = ProxySetting::Url(url.into());
+            assert!(!format!("{setting:?}").contains("secret"), "{setting:?}");
+        }
     }
 
     #[test]
