@@ -107,10 +107,11 @@ const RESERVED_HEADERS: &[&str] = &[
 
 pub(crate) async fn dial(url: &WsUrl<'_>, opts: &DialOptions) -> Result<(Conn, Response)> {
     compression_mode(&opts.extras)?;
-    let (_, host, _) = target(url)?;
+    let (uri, host, port) = target(url)?;
     let proxy = proxy::choose(&opts.extras.proxy, url.secure, bare(&host))?;
     let limit = opts.timeout;
-    match tokio::time::timeout(limit, dial_inner(url, opts, proxy.as_ref())).await {
+    let dialing = dial_inner(url.secure, opts, proxy.as_ref(), (uri, host, port));
+    match tokio::time::timeout(limit, dialing).await {
         Ok(r) => r,
         Err(_) => {
             let through = match &proxy {
@@ -152,12 +153,15 @@ pub(crate) fn target(url: &WsUrl<'_>) -> Result<(http::Uri, String, u16)> {
     Ok((uri, host, port))
 }
 
+/// Connects (directly or through `proxy`) to `target` (URI, host, port), then runs TLS if
+/// `secure` and the opening handshake.
 async fn dial_inner(
-    url: &WsUrl<'_>,
+    secure: bool,
     opts: &DialOptions,
     proxy: Option<&Proxy>,
+    target: (http::Uri, String, u16),
 ) -> Result<(Conn, Response)> {
-    let (uri, host, port) = target(url)?;
+    let (uri, host, port) = target;
     let mut extra = HeaderMap::new();
     if !opts.subprotocols.is_empty() {
         let value = HeaderValue::from_str(&opts.subprotocols.join(", ")).map_err(|e| {
@@ -195,7 +199,7 @@ async fn dial_inner(
             })?,
     };
     let _ = tcp.set_nodelay(true);
-    let mut transport = if url.secure {
+    let mut transport = if secure {
         let config = match &opts.extras.tls_config {
             Some(c) => c.clone(),
             None => default_tls_config()?,
